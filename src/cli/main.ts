@@ -1,0 +1,61 @@
+import { redactSecrets } from '../config/redact.ts';
+import { isViewkeeperError } from '../errors.ts';
+import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
+import { migrateCommand } from './commands/migrate.ts';
+import { seedCommand } from './commands/seed.ts';
+import { startCommand } from './commands/start.ts';
+
+// biome-ignore lint/suspicious/noExplicitAny: commands differ only in their option shapes
+const COMMANDS: Command<any>[] = [startCommand, migrateCommand, seedCommand];
+
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((command) => command.name.length));
+  return [
+    'Usage: viewkeeper <command> [options]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary.split(/[.:] /)[0]}`),
+    '',
+    'Run `viewkeeper <command> --help` for a command. Configuration comes from the environment (see README).',
+  ].join('\n');
+}
+
+const defaultIo: CommandIo = {
+  out: (line) => process.stdout.write(`${line}\n`),
+  err: (line) => process.stderr.write(`${line}\n`),
+};
+
+/**
+ * Runs the CLI and returns the exit code: 0 success, 1 runtime failure, 2 usage or configuration error.
+ * Failures print one line to stderr; the stack only with LOG_LEVEL=debug or trace.
+ */
+export async function main(argv: string[], io: CommandIo = defaultIo, debug = false): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    (name === undefined ? io.err : io.out)(overview());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const command = COMMANDS.find((candidate) => candidate.name === name);
+  if (!command) {
+    io.err(`viewkeeper: unknown command ${JSON.stringify(name)}`);
+    io.err(overview());
+    return EXIT.usage;
+  }
+  try {
+    const input = parseCommandArgs(command, rest);
+    if (input.values.help) {
+      io.out(helpText(command));
+      return EXIT.ok;
+    }
+    return await command.run(input, io);
+  } catch (error) {
+    const usage = isViewkeeperError(error, 'E_USAGE') || isViewkeeperError(error, 'E_CONFIG');
+    const message = redactSecrets(error instanceof Error ? error.message : String(error)).split('\n')[0];
+    io.err(`viewkeeper ${command.name}: ${message}`);
+    if (debug && error instanceof Error && error.stack) io.err(redactSecrets(error.stack));
+    if (isViewkeeperError(error, 'E_USAGE')) io.err(`Usage: viewkeeper ${command.usage}`);
+    return usage ? EXIT.usage : EXIT.failure;
+  }
+}

@@ -1,0 +1,133 @@
+import path from 'node:path';
+import { ViewkeeperError } from '../errors.ts';
+import { redactSecrets } from './redact.ts';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * Configuration after defaults and validation. Built only by {@link resolveConfig}; everything else
+ * receives it instead of reading the environment.
+ */
+export interface ResolvedConfig {
+  /** Postgres connection URL. @defaultValue `postgres://postgres@127.0.0.1:5432/viewkeeper` */
+  databaseUrl: string;
+  /** Redis for views and events. @defaultValue `redis://127.0.0.1:6379/0` */
+  redisUrl: string;
+  /** Redis for the BullMQ queues. @defaultValue the value of `redisUrl` */
+  queueRedisUrl: string;
+  /** Namespace of queues, events and metadata keys. @defaultValue `vk` */
+  prefix: string;
+  /** Folder of view and sink definitions, absolute. @defaultValue `./jobs` */
+  jobsDir: string;
+  /** Interface the HTTP surface binds to. @defaultValue `127.0.0.1` */
+  httpHost: string;
+  /** Port of the HTTP surface; `undefined` = no HTTP server. @defaultValue unset */
+  httpPort: number | undefined;
+  /** pino level. @defaultValue `info` */
+  logLevel: LogLevel;
+  /** Refresh jobs one daemon runs at once. @defaultValue 4 */
+  refreshConcurrency: number;
+}
+
+export const CONFIG_DEFAULTS = {
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/viewkeeper',
+  redisUrl: 'redis://127.0.0.1:6379/0',
+  prefix: 'vk',
+  jobsDir: './jobs',
+  httpHost: '127.0.0.1',
+  logLevel: 'info',
+  refreshConcurrency: 4,
+} as const satisfies Partial<ResolvedConfig>;
+
+type Env = Record<string, string | undefined>;
+
+function invalid(variable: string, value: string, expected: string): ViewkeeperError {
+  return new ViewkeeperError(
+    'E_CONFIG',
+    `${variable}=${JSON.stringify(redactSecrets(value))} is invalid: expected ${expected}`,
+  );
+}
+
+function read(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+function connectionUrl(env: Env, name: string, protocols: string[], fallback: string): string {
+  const value = read(env, name) ?? fallback;
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw invalid(name, value, `a URL like ${protocols[0]}//host:port/…`);
+  }
+  if (!protocols.includes(parsed.protocol)) {
+    throw invalid(name, value, `a ${protocols.map((p) => `${p}//`).join(' or ')} URL`);
+  }
+  if (!parsed.hostname) throw invalid(name, value, 'a URL with a host name');
+  return value;
+}
+
+function redisUrl(env: Env, name: string, fallback: string): string {
+  const value = connectionUrl(env, name, ['redis:', 'rediss:'], fallback);
+  const db = new URL(value).pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d{1,2}$/.test(db)) {
+    throw invalid(name, value, 'a database number after the host, like redis://host:6379/0');
+  }
+  return value;
+}
+
+function integer(env: Env, name: string, min: number, max: number): number | undefined {
+  const value = read(env, name);
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw invalid(name, value, `a whole number from ${min} to ${max}`);
+  }
+  return Number(value);
+}
+
+/**
+ * Turns environment variables into a validated {@link ResolvedConfig}. Throws `E_CONFIG` with one line
+ * naming the variable and its (password-masked) value.
+ */
+export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedConfig {
+  const redis = redisUrl(env, 'REDIS_URL', CONFIG_DEFAULTS.redisUrl);
+
+  const prefix = read(env, 'VK_PREFIX') ?? CONFIG_DEFAULTS.prefix;
+  if (!/^[A-Za-z0-9_.{}-]{1,64}$/.test(prefix)) {
+    throw invalid('VK_PREFIX', prefix, '1–64 characters from A–Z a–z 0–9 _ . - { }');
+  }
+
+  const logLevel = (read(env, 'LOG_LEVEL') ?? CONFIG_DEFAULTS.logLevel).toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw invalid('LOG_LEVEL', logLevel, `one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  const httpHost = read(env, 'VK_HTTP_HOST') ?? CONFIG_DEFAULTS.httpHost;
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(httpHost)) {
+    throw invalid('VK_HTTP_HOST', httpHost, 'a host name or IP address');
+  }
+
+  return {
+    databaseUrl: connectionUrl(
+      env,
+      'DATABASE_URL',
+      ['postgres:', 'postgresql:'],
+      CONFIG_DEFAULTS.databaseUrl,
+    ),
+    redisUrl: redis,
+    queueRedisUrl: redisUrl(env, 'QUEUE_REDIS_URL', redis),
+    prefix,
+    jobsDir: path.resolve(cwd, read(env, 'VK_JOBS_DIR') ?? CONFIG_DEFAULTS.jobsDir),
+    httpHost,
+    httpPort: integer(env, 'VK_HTTP_PORT', 1, 65535),
+    logLevel: logLevel as LogLevel,
+    refreshConcurrency: integer(env, 'VK_REFRESH_CONCURRENCY', 1, 256) ?? CONFIG_DEFAULTS.refreshConcurrency,
+  };
+}
+
+/** Reads `process.env` once. The only place in the code base that does. */
+export function loadConfig(): ResolvedConfig {
+  return resolveConfig(process.env);
+}

@@ -1,0 +1,118 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { endpointOf } from '../config/redact.ts';
+import { describeError, ViewkeeperError } from '../errors.ts';
+import type { Logger } from '../logging/create-logger.ts';
+
+/**
+ * What a connection is for decides how it behaves when Redis goes away:
+ * - `views`: reads and writes of view keys; commands fail after a few retries instead of piling up.
+ * - `queue`: BullMQ workers and queues; BullMQ requires `maxRetriesPerRequest: null` (wait forever).
+ * - `subscriber`: pub/sub; reconnects forever and resubscribes.
+ */
+export type ConnectionRole = 'views' | 'queue' | 'subscriber';
+
+export interface RedisConnectionOptions {
+  role: ConnectionRole;
+  /** Shown in `CLIENT LIST`. */
+  name: string;
+  /** @defaultValue 5000 */
+  connectTimeoutMs?: number;
+}
+
+const ROLE_OPTIONS: Record<ConnectionRole, RedisOptions> = {
+  views: { maxRetriesPerRequest: 3 },
+  queue: { maxRetriesPerRequest: null },
+  subscriber: { maxRetriesPerRequest: null },
+};
+
+/** A new ioredis connection for `url` (which may carry a db number and credentials). Not yet connected. */
+export function createRedis(url: string, options: RedisConnectionOptions): Redis {
+  const redis = new Redis(url, {
+    ...ROLE_OPTIONS[options.role],
+    connectionName: options.name,
+    connectTimeout: options.connectTimeoutMs ?? 5000,
+    lazyConnect: true,
+    // RESP2 reply shapes everywhere: BullMQ and our Lua scripts expect them.
+    protocol: 2,
+  });
+  // Errors surface through commands and `ready`; an 'error' with no listener would crash the process.
+  redis.on('error', () => {});
+  return redis;
+}
+
+/**
+ * Connects `redis` or fails within `timeoutMs` with `E_CONNECT` naming host and port, never the password.
+ * On failure the connection is disconnected (no background reconnect loop is left behind).
+ */
+export async function connectRedis(
+  redis: Redis,
+  url: string,
+  variable: string,
+  timeoutMs = 5000,
+): Promise<void> {
+  if (redis.status === 'ready') return;
+  let timer: NodeJS.Timeout | undefined;
+  // connect() rejects with a generic "Connection is closed"; the 'error' event has the real reason.
+  let lastError: unknown;
+  const onError = (error: unknown) => {
+    lastError = error;
+  };
+  redis.on('error', onError);
+  try {
+    await Promise.race([
+      redis.status === 'wait' ? redis.connect() : waitReady(redis),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } catch (error) {
+    redis.disconnect();
+    throw new ViewkeeperError(
+      'E_CONNECT',
+      `cannot reach Redis at ${endpointOf(url, 6379)} (${variable}): ${describeError(lastError ?? error)}`,
+      { cause: lastError ?? error },
+    );
+  } finally {
+    clearTimeout(timer);
+    redis.off('error', onError);
+  }
+}
+
+function waitReady(redis: Redis): Promise<void> {
+  return new Promise((resolve, reject) => {
+    redis.once('ready', () => resolve());
+    redis.once('end', () => reject(new Error('connection closed')));
+  });
+}
+
+/** Quits politely, or drops the socket when Redis is gone. Safe to call more than once. */
+export async function closeRedis(redis: Redis): Promise<void> {
+  if (redis.status === 'end') return;
+  if (redis.status !== 'ready') {
+    redis.disconnect();
+    return;
+  }
+  await redis.quit().catch(() => redis.disconnect());
+}
+
+/**
+ * BullMQ keeps jobs and locks in keys with TTLs; any eviction policy but `noeviction` can silently drop
+ * jobs. Logs one warning line when the queue Redis is configured otherwise. Managed Redis services that
+ * hide `CONFIG`/`INFO` are skipped with a debug line.
+ */
+export async function warnOnEvictionPolicy(redis: Redis, logger: Logger): Promise<string | undefined> {
+  try {
+    const info = await redis.info('memory');
+    const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
+    if (policy && policy !== 'noeviction') {
+      logger.warn(
+        { policy },
+        `queue redis maxmemory-policy is ${policy}, not noeviction: queued jobs can be evicted and lost; set maxmemory-policy noeviction on QUEUE_REDIS_URL`,
+      );
+    }
+    return policy;
+  } catch (error) {
+    logger.debug({ err: error }, 'could not read maxmemory-policy');
+    return undefined;
+  }
+}

@@ -1,0 +1,68 @@
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CONFIG_DEFAULTS, resolveConfig } from '../../src/config/config.ts';
+import { isViewkeeperError } from '../../src/errors.ts';
+
+function configError(env: Record<string, string>): string {
+  try {
+    resolveConfig(env, '/srv/app');
+  } catch (error) {
+    expect(isViewkeeperError(error, 'E_CONFIG')).toBe(true);
+    return (error as Error).message;
+  }
+  throw new Error('expected resolveConfig to throw');
+}
+
+describe('resolveConfig', () => {
+  it('works with no environment at all, pointing at local services', () => {
+    const config = resolveConfig({}, '/srv/app');
+    expect(config).toEqual({
+      databaseUrl: CONFIG_DEFAULTS.databaseUrl,
+      redisUrl: CONFIG_DEFAULTS.redisUrl,
+      queueRedisUrl: CONFIG_DEFAULTS.redisUrl,
+      prefix: 'vk',
+      jobsDir: path.resolve('/srv/app', 'jobs'),
+      httpHost: '127.0.0.1',
+      httpPort: undefined,
+      logLevel: 'info',
+      refreshConcurrency: 4,
+    });
+  });
+
+  it('defaults QUEUE_REDIS_URL to REDIS_URL and keeps a database number', () => {
+    const config = resolveConfig({ REDIS_URL: 'redis://cache:6380/5' });
+    expect(config.queueRedisUrl).toBe('redis://cache:6380/5');
+    expect(resolveConfig({ REDIS_URL: 'redis://a/1', QUEUE_REDIS_URL: 'rediss://b/2' }).queueRedisUrl).toBe(
+      'rediss://b/2',
+    );
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(resolveConfig({ VK_PREFIX: '  ', LOG_LEVEL: '' }).prefix).toBe('vk');
+  });
+
+  it.each([
+    [{ DATABASE_URL: 'not-a-url' }, 'DATABASE_URL="not-a-url"'],
+    [{ DATABASE_URL: 'mysql://db/x' }, 'DATABASE_URL="mysql://db/x"'],
+    [{ REDIS_URL: 'http://cache' }, 'REDIS_URL="http://cache"'],
+    [{ REDIS_URL: 'redis://cache/abc' }, 'REDIS_URL="redis://cache/abc"'],
+    [{ QUEUE_REDIS_URL: 'nope' }, 'QUEUE_REDIS_URL="nope"'],
+    [{ VK_HTTP_PORT: '99999' }, 'VK_HTTP_PORT="99999"'],
+    [{ VK_HTTP_PORT: '80a' }, 'VK_HTTP_PORT="80a"'],
+    [{ VK_PREFIX: 'a b' }, 'VK_PREFIX="a b"'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL="loud"'],
+    [{ VK_REFRESH_CONCURRENCY: '0' }, 'VK_REFRESH_CONCURRENCY="0"'],
+  ])('refuses %o naming the variable and the value', (env, named) => {
+    const message = configError(env);
+    expect(message).toContain(named);
+    expect(message).toContain('expected');
+    expect(message).not.toContain('\n');
+  });
+
+  it('masks the password of an invalid URL in the error', () => {
+    const message = configError({ REDIS_URL: 'redis://user:hunter2@cache/not-a-number' });
+    expect(message).toContain('REDIS_URL');
+    expect(message).toContain('user:***@cache');
+    expect(message).not.toContain('hunter2');
+  });
+});
