@@ -2,11 +2,13 @@ import { redactSecrets } from '../config/redact.ts';
 import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
 import { migrateCommand } from './commands/migrate.ts';
+import { refreshCommand } from './commands/refresh.ts';
 import { seedCommand } from './commands/seed.ts';
 import { startCommand } from './commands/start.ts';
+import { statusCommand } from './commands/status.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: commands differ only in their option shapes
-const COMMANDS: Command<any>[] = [startCommand, migrateCommand, seedCommand];
+const COMMANDS: Command<any>[] = [startCommand, migrateCommand, seedCommand, refreshCommand, statusCommand];
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 

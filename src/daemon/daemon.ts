@@ -1,13 +1,16 @@
 import type { ResolvedConfig } from '../config/config.ts';
 import { createDb } from '../db/create-db.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { createRefreshWorker } from '../queues/refresh-worker.ts';
 import { closeRedis, connectRedis, createRedis, warnOnEvictionPolicy } from '../redis/connections.ts';
+import { createRefreshEngine } from '../views/refresh-engine.ts';
+import { loadRegistry } from '../views/registry.ts';
 import { createReleaseStack } from './release-stack.ts';
 
 export interface DaemonOptions {
   config: ResolvedConfig;
   logger: Logger;
-  /** How long a graceful stop waits for in-flight work before forcing. @defaultValue 30000 */
+  /** How long a graceful stop waits for in-flight jobs before cancelling them. @defaultValue 30000 */
   shutdownTimeoutMs?: number;
 }
 
@@ -15,19 +18,28 @@ export interface Daemon {
   /** Connects everything and starts consuming. Rejects (after releasing what it opened) on failure. */
   start(): Promise<void>;
   /** Graceful stop: finish in-flight work within the timeout, then close every connection. Idempotent. */
-  stop(options?: { force?: boolean }): Promise<void>;
+  stop(): Promise<void>;
 }
+
+export const DAEMON_DEFAULTS = { shutdownTimeoutMs: 30_000 } as const;
 
 /** The composition root: the only place concrete dependencies are created and wired together. */
 export function createDaemon(options: DaemonOptions): Daemon {
   const { config, logger } = options;
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DAEMON_DEFAULTS.shutdownTimeoutMs;
   const releases = createReleaseStack(logger);
   let stopping: Promise<void> | undefined;
 
   return {
     async start() {
       try {
-        const db = createDb(config.databaseUrl, { applicationName: 'viewkeeper-daemon' });
+        // Definitions first: a broken view file should stop start-up before anything connects.
+        const registry = await loadRegistry(config.jobsDir);
+
+        const db = createDb(config.databaseUrl, {
+          applicationName: 'viewkeeper-daemon',
+          max: Math.max(4, config.refreshConcurrency + 2),
+        });
         releases.push('postgres pool', () => db.close());
         await db.ping();
 
@@ -40,7 +52,25 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await connectRedis(queue, config.queueRedisUrl, 'QUEUE_REDIS_URL');
         await warnOnEvictionPolicy(queue, logger);
 
-        logger.info({ prefix: config.prefix, jobsDir: config.jobsDir }, 'daemon started');
+        const engine = createRefreshEngine({ db: db.db, redis: views, prefix: config.prefix, logger });
+        const worker = createRefreshWorker({
+          connection: queue,
+          prefix: config.prefix,
+          registry,
+          engine,
+          concurrency: config.refreshConcurrency,
+          logger,
+        });
+        releases.push('refresh worker', () => worker.close(shutdownTimeoutMs));
+
+        logger.info(
+          {
+            prefix: config.prefix,
+            views: [...registry.views.keys()],
+            concurrency: config.refreshConcurrency,
+          },
+          'daemon started',
+        );
       } catch (error) {
         await releases.release();
         throw error;

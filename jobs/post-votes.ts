@@ -1,0 +1,20 @@
+import { sql } from 'kysely';
+import { type Database, defineView } from '../src/index.ts';
+
+// post_votes:{post_id} → the sum of votes.value, for every post that has votes.
+export default defineView<Database>()({
+  name: 'post_votes',
+  shape: 'value',
+  key: 'post_votes:{post_id}',
+  value: 'votes',
+  params: { post_id: 'bigint' },
+  dependsOn: ['votes'],
+  query: (db, params) => {
+    let query = db
+      .selectFrom('votes')
+      .select(['post_id', sql<string>`sum(value)`.as('votes')])
+      .groupBy('post_id');
+    if (params) query = query.where('post_id', '=', params.post_id);
+    return query;
+  },
+});

@@ -1,0 +1,29 @@
+import { sql } from 'kysely';
+import { type Database, defineView } from '../src/index.ts';
+
+// trending_posts → JSON array of the top 100 {id, title, vote_count} by 24 h vote sum desc, id asc.
+export default defineView<Database>()({
+  name: 'trending_posts',
+  shape: 'json',
+  key: 'trending_posts',
+  dependsOn: ['votes', 'posts'],
+  schedule: '* * * * *',
+  query: (db) =>
+    db
+      .selectFrom((eb) =>
+        eb
+          .selectFrom('votes')
+          .select(['post_id', sql<string>`sum(value)`.as('vote_count')])
+          .where('created_at', '>', sql<Date>`now() - interval '24 hours'`)
+          .groupBy('post_id')
+          .orderBy('vote_count', 'desc')
+          .orderBy('post_id', 'asc')
+          .limit(100)
+          .as('top'),
+      )
+      .innerJoin('posts', 'posts.id', 'top.post_id')
+      .select(['posts.id', 'posts.title', 'top.vote_count'])
+      .orderBy('top.vote_count', 'desc')
+      .orderBy('posts.id', 'asc'),
+  map: (row) => ({ id: Number(row.id), title: row.title, vote_count: Number(row.vote_count) }),
+});

@@ -1,0 +1,27 @@
+import { sql } from 'kysely';
+import { type Database, defineView } from '../src/index.ts';
+
+// user_stats:{user_id} → post_count, total_upvotes, avg_upvotes (2 decimals, 0.00 without posts),
+// for every user.
+export default defineView<Database>()({
+  name: 'user_stats',
+  shape: 'hash',
+  key: 'user_stats:{user_id}',
+  params: { user_id: 'bigint' },
+  dependsOn: ['users', 'posts'],
+  schedule: '*/5 * * * *',
+  query: (db, params) => {
+    let query = db
+      .selectFrom('users as u')
+      .leftJoin('posts as p', 'p.user_id', 'u.id')
+      .select([
+        'u.id as user_id',
+        sql<string>`count(p.id)`.as('post_count'),
+        sql<string>`coalesce(sum(p.upvotes), 0)`.as('total_upvotes'),
+        sql<string>`round(coalesce(avg(p.upvotes), 0), 2)`.as('avg_upvotes'),
+      ])
+      .groupBy('u.id');
+    if (params) query = query.where('u.id', '=', params.user_id);
+    return query;
+  },
+});

@@ -1,0 +1,15 @@
+import { type Database, defineView } from '../src/index.ts';
+
+// user:{id} → hash of name, email, org_id (org_id is '' when NULL).
+export default defineView<Database>()({
+  name: 'user',
+  shape: 'hash',
+  key: 'user:{id}',
+  params: { id: 'bigint' },
+  dependsOn: ['users'],
+  query: (db, params) => {
+    let query = db.selectFrom('users').select(['id', 'name', 'email', 'org_id']);
+    if (params) query = query.where('id', '=', params.id);
+    return query;
+  },
+});

@@ -1,0 +1,39 @@
+-- Ends a successful run in one step: bumps the view version, records metadata, publishes the
+-- invalidation event on the channel and the capped stream, opens the coalescing window, releases the
+-- lock.
+--
+-- KEYS[1] view metadata hash   {prefix}:view:{name}
+-- KEYS[2] run lock
+-- KEYS[3] coalescing window
+-- KEYS[4] events stream        {prefix}:events
+-- ARGV[1] lock token
+-- ARGV[2] coalescing window (ms, 0 = none)
+-- ARGV[3] events channel       {prefix}:events
+-- ARGV[4] finished at (ISO-8601)
+-- ARGV[5] duration (ms)
+-- ARGV[6] rows ('' = leave the recorded count alone)
+-- ARGV[7] changed keys as a JSON array, or 'null' for the whole view
+-- ARGV[8] view name
+-- ARGV[9] events stream max length (approximate)
+-- ARGV[10] run kind: 'full' | 'partial'
+-- Returns the new version.
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+redis.call('HSET', KEYS[1], 'refreshed_at', ARGV[4], 'duration_ms', ARGV[5], 'last_error', '',
+  'last_run', ARGV[10])
+if ARGV[10] == 'full' then
+  redis.call('HSET', KEYS[1], 'full_refreshed_at', ARGV[4])
+end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[1], 'rows', ARGV[6])
+end
+local event = '{"view":' .. cjson.encode(ARGV[8]) .. ',"keys":' .. ARGV[7] .. ',"version":' .. version ..
+  ',"at":"' .. ARGV[4] .. '"}'
+redis.call('PUBLISH', ARGV[3], event)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'event', event)
+if tonumber(ARGV[2]) > 0 then
+  redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
+end
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
+end
+return version

@@ -1,0 +1,108 @@
+import { ViewkeeperError } from '../../errors.ts';
+import { toRedisString } from '../codec.ts';
+import { viewKeys } from '../keys.ts';
+import { InFlight } from './in-flight.ts';
+import {
+  type Row,
+  remainingColumns,
+  type ShapeWriter,
+  WRITER_DEFAULTS,
+  type WriterContext,
+  type WriteSummary,
+} from './shape-writer.ts';
+
+const SWEEP_CHUNK = 1000;
+
+/**
+ * `hash` and `value` views: one key per row. Rows go to Redis in batches through write-rows.lua
+ * (each key replaced atomically, stale sequences skipped) while the query keeps streaming. A full
+ * rebuild then sweeps the keys of rows that vanished; a partial refresh deletes the keys its params
+ * name that the query no longer returns.
+ */
+export function createRowWriter(ctx: WriterContext): ShapeWriter {
+  const { view, scripts, seq, scope } = ctx;
+  const keys = viewKeys(ctx.prefix, view.name);
+  const scriptKeys = [keys.keyIndex, keys.meta];
+  const batchRows = ctx.batchRows ?? WRITER_DEFAULTS.batchRows;
+  const inFlight = new InFlight<number>(ctx.maxInFlight ?? WRITER_DEFAULTS.maxInFlight);
+  const changed: string[] = [];
+  const trackChanges = scope.kind === 'partial';
+  let header: (string | number)[] | undefined;
+  let columns: string[] = [];
+  let batch: string[] = [];
+  let batchCount = 0;
+  let rows = 0;
+
+  function resolveColumns(row: Row): string[] {
+    const rest = remainingColumns(row, view.key.columns);
+    if (view.shape === 'hash') {
+      const fields = view.fields ?? rest;
+      const missing = fields.find((field) => !Object.hasOwn(row, field));
+      if (missing !== undefined || fields.length === 0) {
+        throw new ViewkeeperError(
+          'E_VIEW_DEFINITION',
+          `view ${JSON.stringify(view.name)}: ${missing ? `field ${JSON.stringify(missing)} is not a column of the query` : 'the query returns no columns besides the key'}`,
+        );
+      }
+      return fields;
+    }
+    const column = view.value ?? (rest.length === 1 ? rest[0] : undefined);
+    if (column === undefined || !Object.hasOwn(row, column)) {
+      throw new ViewkeeperError(
+        'E_VIEW_DEFINITION',
+        `view ${JSON.stringify(view.name)}: set \`value\` to the column to store (the query returns ${rest.join(', ') || 'no other column'})`,
+      );
+    }
+    return [column];
+  }
+
+  function flush(): Promise<void> | undefined {
+    if (batchCount === 0) return undefined;
+    const args = [...header!, ...batch];
+    batch = [];
+    batchCount = 0;
+    return inFlight.track(scripts.run<number>('vkWriteRows', scriptKeys, args));
+  }
+
+  return {
+    add(row) {
+      if (!header) {
+        columns = resolveColumns(row);
+        header = [seq, view.ttl, view.shape, columns.length, ...columns];
+      }
+      const key = view.key.fill(row);
+      batch.push(key);
+      for (const column of columns) batch.push(toRedisString(row[column]));
+      if (trackChanges) changed.push(key);
+      rows += 1;
+      batchCount += 1;
+      return batchCount >= batchRows ? flush() : undefined;
+    },
+
+    async finish(): Promise<WriteSummary> {
+      await flush();
+      const results = await inFlight.drain();
+      const superseded = results.includes(-1);
+      if (scope.kind === 'full') {
+        if (!superseded) {
+          while ((await scripts.run<number>('vkSweepRows', scriptKeys, [seq, SWEEP_CHUNK])) > 0);
+        }
+        return { rows, changedKeys: null, superseded };
+      }
+      // Keys the params name but the query no longer returns: their rows are gone.
+      if (view.key.isCoveredBy(Object.keys(scope.params))) {
+        const expected = view.key.fill(scope.params);
+        if (!changed.includes(expected)) {
+          const deleted = await scripts.run<number>('vkDeleteRows', scriptKeys, [seq, expected]);
+          if (deleted === -1) return { rows, changedKeys: [], superseded: true };
+          if (deleted > 0) changed.push(expected);
+        }
+      }
+      return { rows, changedKeys: superseded ? [] : changed, superseded };
+    },
+
+    async abort() {
+      await inFlight.drain().catch(() => undefined);
+    },
+  };
+}

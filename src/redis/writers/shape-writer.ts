@@ -1,0 +1,48 @@
+import type { Redis } from 'ioredis';
+import type { ViewDefinition } from '../../views/define-view.ts';
+import type { Scripts } from '../scripts.ts';
+
+export type Row = Record<string, unknown>;
+
+/** What one run writes: a full rebuild of the view, or the part selected by params. */
+export type RunScope = { kind: 'full' } | { kind: 'partial'; params: Record<string, unknown> };
+
+export interface WriterContext {
+  redis: Redis;
+  scripts: Scripts;
+  prefix: string;
+  view: ViewDefinition;
+  scope: RunScope;
+  /** Sequence of this run (taken before its query's snapshot). */
+  seq: number;
+  /** Rows per Redis call. @defaultValue 500 */
+  batchRows?: number;
+  /** Redis calls outstanding while the query streams. @defaultValue 8 */
+  maxInFlight?: number;
+}
+
+export interface WriteSummary {
+  /** Rows the query returned. */
+  rows: number;
+  /** Keys changed by a partial refresh; `null` when the whole view was rebuilt. */
+  changedKeys: string[] | null;
+  /** True when a newer full rebuild had already superseded this run: nothing was written. */
+  superseded: boolean;
+}
+
+/** Receives the query's rows as they stream and puts them into Redis for one view shape. */
+export interface ShapeWriter {
+  /** Takes one row; returns a promise only when the writer wants the stream to wait (backpressure). */
+  add(row: Row): Promise<void> | undefined;
+  /** Flushes and completes the run (orphan sweep, swap or deletions). */
+  finish(): Promise<WriteSummary>;
+  /** Drops whatever the run built aside (temporary keys). Safe after a failure. */
+  abort(): Promise<void>;
+}
+
+export const WRITER_DEFAULTS = { batchRows: 500, maxInFlight: 8 } as const;
+
+/** Columns of `row` that the templates do not use, in row order. */
+export function remainingColumns(row: Row, used: string[]): string[] {
+  return Object.keys(row).filter((column) => !used.includes(column));
+}

@@ -1,0 +1,98 @@
+import { ViewkeeperError } from '../../errors.ts';
+import { viewKeys } from '../keys.ts';
+import { InFlight } from './in-flight.ts';
+import {
+  type Row,
+  type ShapeWriter,
+  WRITER_DEFAULTS,
+  type WriterContext,
+  type WriteSummary,
+} from './shape-writer.ts';
+
+// A crashed rebuild leaves its temporary key behind; this expiry collects it.
+const TEMP_TTL_SECONDS = 3600;
+
+/**
+ * `zset` views. A full rebuild fills a temporary key with variadic ZADDs while the query streams and
+ * swaps it in with swap-members.lua (RENAME), carrying over members that newer partial refreshes
+ * changed meanwhile. A partial refresh changes members in place through write-members.lua.
+ */
+export function createZsetWriter(ctx: WriterContext): ShapeWriter {
+  const { view, scripts, seq, scope, redis } = ctx;
+  const keys = viewKeys(ctx.prefix, view.name);
+  const live = view.key.fill({});
+  const temp = keys.temp(seq);
+  const member = view.member!;
+  const scoreColumn = view.score!;
+  const batchRows = ctx.batchRows ?? WRITER_DEFAULTS.batchRows * 2;
+  const inFlight = new InFlight<unknown>(ctx.maxInFlight ?? WRITER_DEFAULTS.maxInFlight);
+  const seen = new Set<string>();
+  const trackMembers = scope.kind === 'partial';
+  let batch: (string | number)[] = [];
+  let rows = 0;
+  let firstFlush = true;
+
+  function flush(): Promise<void> | undefined {
+    if (batch.length === 0) return undefined;
+    const args = batch;
+    batch = [];
+    if (scope.kind === 'partial') {
+      return inFlight.track(
+        scripts.run('vkWriteMembers', [live, keys.memberIndex, keys.meta], [seq, view.ttl, ...args]),
+      );
+    }
+    if (firstFlush) {
+      firstFlush = false;
+      return inFlight.track(
+        redis
+          .pipeline()
+          .zadd(temp, ...args)
+          .expire(temp, TEMP_TTL_SECONDS)
+          .exec(),
+      );
+    }
+    return inFlight.track(redis.zadd(temp, ...args));
+  }
+
+  return {
+    add(row: Row) {
+      const score = Number(row[scoreColumn]);
+      if (!Number.isFinite(score)) {
+        throw new ViewkeeperError(
+          'E_VIEW_DEFINITION',
+          `view ${JSON.stringify(view.name)}: score column ${JSON.stringify(scoreColumn)} is ${JSON.stringify(row[scoreColumn])}, not a number`,
+        );
+      }
+      const name = member.fill(row);
+      if (trackMembers) {
+        seen.add(name);
+        batch.push(name, String(score));
+      } else {
+        batch.push(score, name);
+      }
+      rows += 1;
+      return batch.length >= batchRows * 2 ? flush() : undefined;
+    },
+
+    async finish(): Promise<WriteSummary> {
+      if (scope.kind === 'partial' && member.isCoveredBy(Object.keys(scope.params))) {
+        const expected = member.fill(scope.params);
+        if (!seen.has(expected)) batch.push(expected, ''); // the row is gone: remove the member
+      }
+      await flush();
+      const results = await inFlight.drain();
+      if (scope.kind === 'partial') {
+        const superseded = results.includes(-1);
+        const changed = results.some((count) => typeof count === 'number' && count > 0);
+        return { rows, changedKeys: changed ? [live] : [], superseded };
+      }
+      await scripts.run('vkSwapMembers', [temp, live, keys.memberIndex, keys.meta], [seq, view.ttl]);
+      return { rows, changedKeys: null, superseded: false };
+    },
+
+    async abort() {
+      await inFlight.drain().catch(() => undefined);
+      if (scope.kind === 'full') await redis.del(temp);
+    },
+  };
+}
