@@ -10,7 +10,9 @@ export default defineView<Database>()({
   params: { user_id: 'bigint' },
   dependsOn: ['users', 'posts'],
   schedule: '*/5 * * * *',
-  query: (db, params) => {
+  // Beyond 50,000 user ids, full rebuilds split into ranges that run on whichever daemons are free.
+  chunking: { table: 'users', column: 'id', size: 50_000 },
+  query: (db, params, range) => {
     let query = db
       .selectFrom('users as u')
       .leftJoin('posts as p', 'p.user_id', 'u.id')
@@ -22,6 +24,7 @@ export default defineView<Database>()({
       ])
       .groupBy('u.id');
     if (params) query = query.where('u.id', '=', params.user_id);
+    if (range) query = query.where('u.id', '>=', range.from).where('u.id', '<', range.to);
     return query;
   },
 });

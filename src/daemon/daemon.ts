@@ -1,8 +1,11 @@
 import type { ResolvedConfig } from '../config/config.ts';
+import { QUEUES } from '../contract.ts';
 import { createDb } from '../db/create-db.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { createQueue } from '../queues/factories.ts';
 import { createRefreshWorker } from '../queues/refresh-worker.ts';
 import { closeRedis, connectRedis, createRedis, warnOnEvictionPolicy } from '../redis/connections.ts';
+import { createScheduler } from '../scheduler/scheduler.ts';
 import { createRefreshEngine } from '../views/refresh-engine.ts';
 import { loadRegistry } from '../views/registry.ts';
 import { createReleaseStack } from './release-stack.ts';
@@ -62,6 +65,19 @@ export function createDaemon(options: DaemonOptions): Daemon {
           logger,
         });
         releases.push('refresh worker', () => worker.close(shutdownTimeoutMs));
+
+        const refreshQueue = createQueue(QUEUES.refresh, queue, config.prefix);
+        releases.push('refresh queue', () => refreshQueue.close());
+        const scheduler = createScheduler({
+          registry,
+          queue: refreshQueue,
+          claims: queue,
+          views,
+          prefix: config.prefix,
+          logger,
+        });
+        releases.push('scheduler', () => scheduler.stop());
+        await scheduler.start();
 
         logger.info(
           {

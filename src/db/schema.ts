@@ -27,6 +27,27 @@ export interface VotesTable {
   created_at: Timestamp;
 }
 
+export interface RefreshRunsTable {
+  id: Generated<string>;
+  view: string;
+  kind: 'full' | 'chunk';
+  /** What started it: `schedule`, `catch-up`, `queue`, … */
+  trigger: string;
+  /** The cron slot a scheduled run belongs to. */
+  slot: Date | null;
+  /** `from..to` of a chunk. */
+  chunk: string | null;
+  seq: BigIntColumn;
+  started_at: Date;
+  finished_at: Date;
+  duration_ms: number;
+  rows: BigIntColumn | null;
+  status: 'done' | 'failed';
+  error: string | null;
+  /** `hostname:pid` of the daemon that ran it. */
+  worker: string;
+}
+
 /**
  * The typed shape of the database: the demo schema in `public`. viewkeeper's own tables live in the
  * `viewkeeper` schema and are added here as later migrations create them.
@@ -35,4 +56,5 @@ export interface Database {
   users: UsersTable;
   posts: PostsTable;
   votes: VotesTable;
+  'viewkeeper.refresh_runs': RefreshRunsTable;
 }

@@ -1,11 +1,13 @@
-import { DelayedError, type Job, UnrecoverableError } from 'bullmq';
+import { DelayedError, type Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUES, type RefreshJobData, type RefreshJobResult } from '../contract.ts';
 import { describeError, isViewkeeperError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import type { RefreshEngine } from '../views/refresh-engine.ts';
+import { parseScheduledJobId } from '../scheduler/scheduler.ts';
+import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
-import { createWorker } from './factories.ts';
+import { CHUNK_QUEUE, type ChunkJobData, createChunkedRebuild } from './chunked-rebuild.ts';
+import { createQueue, createWorker } from './factories.ts';
 import { parseRefreshJob } from './refresh-payload.ts';
 import { backoffMs, isTransient } from './transient.ts';
 
@@ -20,6 +22,8 @@ export interface RefreshWorkerOptions {
   logger: Logger;
   /** A job whose transient failures reach this many starts fails for good. @defaultValue 25 */
   maxStarts?: number;
+  /** How long a job's lock lives without renewal (a dead daemon's jobs are retried after about this). @defaultValue 15000 */
+  lockDurationMs?: number;
 }
 
 export interface RefreshWorker {
@@ -30,24 +34,36 @@ export interface RefreshWorker {
   close(timeoutMs: number): Promise<void>;
 }
 
+const CONTROL_ERRORS = [DelayedError, WaitingChildrenError];
+
+/** How often a job turned away because another run of its (view, params) holds the lock tries again. */
+export const LOCKED_RETRY_MS = 250;
+
 /**
- * Consumes the `refresh` queue. Bad payloads fail once with a one-line reason (UnrecoverableError:
- * no retries); a run that finds its (view, params) busy or inside its coalescing window goes back to
- * the delayed set for exactly that long, so later requests for it coalesce into this job;
- * transient errors (connections, serialization failures) retry with exponential backoff whatever
- * attempts the producer set.
+ * Consumes the `refresh` queue (and the internal `refresh-chunks` queue of chunked rebuilds). Bad
+ * payloads fail once with a one-line reason (UnrecoverableError: no retries); a run that finds its
+ * (view, params) busy or inside its coalescing window goes back to the delayed set for exactly that
+ * long, so later requests for it coalesce into this job; transient errors (connections,
+ * serialization failures) retry with exponential backoff whatever attempts the producer set.
  */
 export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorker {
-  const { registry, engine } = options;
+  const { registry, engine, connection, prefix } = options;
   const logger = options.logger.child({ component: 'refresh-worker' });
   const maxStarts = options.maxStarts ?? 25;
+  const lockDuration = options.lockDurationMs ?? 15_000;
+  const chunkQueue = createQueue(CHUNK_QUEUE, connection, prefix) as import('bullmq').Queue<ChunkJobData>;
+  const chunked = createChunkedRebuild({ engine, registry, redis: connection, chunkQueue, prefix, logger });
 
   async function delay(job: Job, token: string | undefined, ms: number): Promise<never> {
     await job.moveToDelayed(Date.now() + ms, token);
     throw new DelayedError();
   }
 
-  async function process(job: Job<RefreshJobData, RefreshJobResult>, token?: string, signal?: AbortSignal) {
+  async function process(
+    job: Job<RefreshJobData, RefreshJobResult>,
+    token?: string,
+    signal?: AbortSignal,
+  ): Promise<RefreshJobResult> {
     let request: ReturnType<typeof parseRefreshJob>;
     try {
       request = parseRefreshJob(registry, job.name, job.data);
@@ -55,9 +71,24 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
       logger.warn({ jobId: job.id, view: job.name, reason: describeError(error) }, 'rejected refresh job');
       throw new UnrecoverableError(describeError(error));
     }
+    const scheduled = parseScheduledJobId(job.id);
+    const runOptions: RunOptions = {
+      signal,
+      trigger: scheduled?.trigger ?? 'queue',
+      slot: scheduled?.slot,
+      ignoreWindow: scheduled !== undefined,
+    };
     try {
-      const outcome = await engine.refresh(request.view, request.params, { signal });
-      if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
+      if (request.view.chunking && request.params === undefined) {
+        return await chunked.parentStep(job, token, request.view, runOptions, (ms) => delay(job, token, ms));
+      }
+      const outcome = await engine.refresh(request.view, request.params, runOptions);
+      if (outcome.status === 'busy') {
+        // A lock's remaining TTL is a lease against crashed daemons (30 s), not when the run ends: poll.
+        const wait =
+          outcome.reason === 'locked' ? Math.min(outcome.retryInMs, LOCKED_RETRY_MS) : outcome.retryInMs;
+        return await delay(job, token, wait);
+      }
       return {
         view: outcome.view,
         kind: outcome.kind,
@@ -66,9 +97,9 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
         ms: outcome.ms,
         keys: outcome.keys === null ? null : outcome.keys.length,
         superseded: outcome.superseded,
-      } satisfies RefreshJobResult;
+      };
     } catch (error) {
-      if (error instanceof DelayedError) throw error;
+      if (CONTROL_ERRORS.some((type) => error instanceof type)) throw error;
       if (signal?.aborted) return await delay(job, token, 0); // shutting down: leave it to another daemon
       const reason = describeError(error);
       if (isTransient(error) && job.attemptsStarted < maxStarts) {
@@ -81,21 +112,26 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
     }
   }
 
-  const worker = createWorker<RefreshJobData, RefreshJobResult>(
-    QUEUES.refresh,
-    process,
-    options.connection,
-    options.prefix,
-    { concurrency: options.concurrency },
-  );
-  worker.on('error', (error) => logger.warn({ reason: describeError(error) }, 'refresh worker error'));
+  const workers = [
+    createWorker<RefreshJobData, RefreshJobResult>(QUEUES.refresh, process, connection, prefix, {
+      concurrency: options.concurrency,
+      lockDuration,
+    }),
+    createWorker<ChunkJobData, number>(CHUNK_QUEUE, chunked.chunk, connection, prefix, {
+      concurrency: Math.max(1, Math.floor(options.concurrency / 2)),
+      lockDuration,
+    }),
+  ];
+  for (const worker of workers) {
+    worker.on('error', (error) => logger.warn({ reason: describeError(error) }, 'refresh worker error'));
+  }
 
   let closing: Promise<void> | undefined;
   return {
     close(timeoutMs) {
       closing ??= (async () => {
         let timer: NodeJS.Timeout | undefined;
-        const graceful = worker.close().then(() => true);
+        const graceful = Promise.all(workers.map((worker) => worker.close())).then(() => true);
         const timedOut = new Promise<false>((resolve) => {
           timer = setTimeout(() => resolve(false), timeoutMs);
         });
@@ -103,9 +139,13 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
         clearTimeout(timer);
         if (!finished) {
           logger.warn({ timeoutMs }, 'refresh jobs still running at shutdown timeout: cancelling them');
-          worker.cancelAllJobs('daemon shutting down');
-          await Promise.race([worker.close(true), new Promise((resolve) => setTimeout(resolve, 5000))]);
+          for (const worker of workers) worker.cancelAllJobs('daemon shutting down');
+          await Promise.race([
+            Promise.all(workers.map((worker) => worker.close(true))),
+            new Promise((resolve) => setTimeout(resolve, 5000)),
+          ]);
         }
+        await chunkQueue.close().catch(() => undefined);
       })();
       return closing;
     },

@@ -33,3 +33,20 @@ export function eventsKey(prefix: string): string {
 export function viewMetaPattern(prefix: string): string {
   return `${prefix}:view:*`;
 }
+
+/**
+ * Keys of the client library's cache-aside entries, their single-flight locks, tag versions and the
+ * client metrics hash.
+ */
+export function clientKeys(prefix: string) {
+  return {
+    /** A `cached()` entry: codec envelope (see cache-codec.ts). */
+    entry: (key: string) => `${prefix}:cache:${key}`,
+    /** Single-flight lock of one `cached()` key: a random token with an expiry. */
+    lock: (key: string) => `${prefix}:cache-lock:${key}`,
+    /** Version counter of one tag; entries remember the versions they were built under. */
+    tag: (tag: string) => `${prefix}:tag:${tag}`,
+    /** Hash of counters every client adds to: hits, misses, stale_served, l1_hits, loader_calls, errors. */
+    stats: `${prefix}:client:stats`,
+  };
+}

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
+import { cronProblem } from '../scheduler/cron.ts';
 import { type KeyTemplate, parseKeyTemplate } from './key-template.ts';
 import type { ParamSpec, ParamType, ParamValues } from './params.ts';
 
@@ -12,6 +13,25 @@ export interface StreamableQuery<Row> {
 }
 
 type Row = Record<string, unknown>;
+
+/** A half-open range of integer keys, `from` ≤ key < `to`, as decimal strings. */
+export interface KeyRange {
+  from: string;
+  to: string;
+}
+
+/**
+ * Splits full rebuilds of a large per-row view into key ranges that run as separate jobs, on
+ * whichever daemons are free. The query receives each range and must narrow by it.
+ */
+export interface ViewChunking {
+  /** Table whose integer column spans the view's rows, e.g. `users`. */
+  table: string;
+  /** That column, e.g. `id`: its min..max is cut into ranges. */
+  column: string;
+  /** Width of each range in key values (not rows). */
+  size: number;
+}
 
 /** A cron schedule for full rebuilds (used by the scheduler). */
 export interface ViewSchedule {
@@ -52,7 +72,9 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row> {
    * The query. Called with `params === undefined` for a full rebuild and with validated params for a
    * partial refresh, which it narrows (`where id = params.id`). Values are bound by Kysely, never pasted.
    */
-  query: (db: Kysely<DB>, params: ParamValues<P> | undefined) => StreamableQuery<R>;
+  query: (db: Kysely<DB>, params: ParamValues<P> | undefined, range?: KeyRange) => StreamableQuery<R>;
+  /** Split full rebuilds into key ranges run as separate jobs (per-row shapes only). */
+  chunking?: ViewChunking;
   /** Partial-refresh parameters and their types. Omit for views that only rebuild fully. */
   params?: P;
   /** `hash`: columns stored as fields. @defaultValue every column not used by the key template */
@@ -95,11 +117,16 @@ export interface ViewDefinition {
   value: string | undefined;
   params: ParamSpec | undefined;
   // biome-ignore lint/suspicious/noExplicitAny: the registry holds views of any database type
-  query: (db: Kysely<any>, params: Record<string, unknown> | undefined) => StreamableQuery<Row>;
+  query: (
+    db: Kysely<any>,
+    params: Record<string, unknown> | undefined,
+    range?: KeyRange,
+  ) => StreamableQuery<Row>;
+  chunking: ViewChunking | undefined;
   map: ((row: Row) => Row) | undefined;
   ttl: number;
   tags: string[];
-  schedule: ViewSchedule | undefined;
+  schedule: Required<ViewSchedule> | undefined;
   catchUp: boolean;
   dependsOn: string[];
   coalesceMs: number;
@@ -164,15 +191,33 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
       `coalesceMs must be whole milliseconds from 0 to 3600000, got ${JSON.stringify(options.coalesceMs)}`,
     );
   }
-  const schedule = typeof options.schedule === 'string' ? { cron: options.schedule } : options.schedule;
-  if (schedule !== undefined && (typeof schedule.cron !== 'string' || schedule.cron.trim() === '')) {
-    fail(
-      name,
-      `schedule must be a cron string or { cron, timezone }, got ${JSON.stringify(options.schedule)}`,
-    );
+  const raw = typeof options.schedule === 'string' ? { cron: options.schedule } : options.schedule;
+  let schedule: Required<ViewSchedule> | undefined;
+  if (raw !== undefined) {
+    if (typeof raw !== 'object' || raw === null || typeof raw.cron !== 'string' || raw.cron.trim() === '') {
+      fail(
+        name,
+        `schedule must be a cron string or { cron, timezone }, got ${JSON.stringify(options.schedule)}`,
+      );
+    }
+    schedule = { cron: raw.cron.trim(), timezone: raw.timezone ?? 'UTC' };
+    const problem = cronProblem(schedule.cron, schedule.timezone);
+    if (problem) fail(name, `schedule: ${problem}`);
+  }
+  const chunking = options.chunking;
+  if (chunking !== undefined) {
+    if (!perRow) fail(name, 'only hash and value views can be chunked');
+    const identifier = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$/;
+    if (!identifier.test(chunking.table ?? '') || !identifier.test(chunking.column ?? '')) {
+      fail(name, `chunking needs a table and column name, got ${JSON.stringify(chunking)}`);
+    }
+    if (!Number.isSafeInteger(chunking.size) || chunking.size < 1) {
+      fail(name, `chunking.size must be a whole number ≥ 1, got ${JSON.stringify(chunking.size)}`);
+    }
   }
   return {
     kind: 'view',
+    chunking,
     name,
     shape: options.shape,
     key,

@@ -1,6 +1,7 @@
 import { enqueueRefresh, waitForRefresh } from '../../client/refresh.ts';
 import { loadConfig } from '../../config/config.ts';
 import { QUEUES } from '../../contract.ts';
+import { chunkStateKey } from '../../queues/chunked-rebuild.ts';
 import { createQueue, createQueueEvents } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
 import { defineCommand, integerFlag, usageError } from '../command.ts';
@@ -55,7 +56,10 @@ export const refreshCommand = defineCommand({
         io.out(`enqueued ${params ? 'partial' : 'full'} refresh of ${view} (job ${job.id})`);
         return 0;
       }
-      const result = await waitForRefresh(job, events, timeoutSeconds * 1000);
+      const stopProgress = process.stderr.isTTY
+        ? showChunkProgress(connection, chunkStateKey(config.prefix, job.id!))
+        : undefined;
+      const result = await waitForRefresh(job, events, timeoutSeconds * 1000).finally(() => stopProgress?.());
       io.out(
         `refreshed ${view} (${result.kind}): ${result.rows} rows in ${result.ms} ms, version ${result.version}${result.superseded ? ' (superseded by a newer rebuild)' : ''}`,
       );
@@ -67,3 +71,25 @@ export const refreshCommand = defineCommand({
     }
   },
 });
+
+/**
+ * Draws `[#####.....] 3/10 chunks` on the terminal while a chunked rebuild runs (nothing for views
+ * that are not chunked). Returns the function that stops it and clears the line.
+ */
+function showChunkProgress(redis: import('ioredis').Redis, key: string): () => void {
+  let drawn = false;
+  const timer = setInterval(async () => {
+    const state = await redis.hmget(key, 'done', 'total').catch(() => [null, null]);
+    const total = Number(state[1] ?? 0);
+    if (!total) return;
+    const done = Number(state[0] ?? 0);
+    const width = 30;
+    const filled = Math.round((done / total) * width);
+    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} chunks`);
+    drawn = true;
+  }, 200);
+  return () => {
+    clearInterval(timer);
+    if (drawn) process.stderr.write('\r\x1b[2K');
+  };
+}

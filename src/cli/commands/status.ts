@@ -1,17 +1,28 @@
+import { sql } from 'kysely';
 import { loadConfig } from '../../config/config.ts';
 import { QUEUES } from '../../contract.ts';
+import { createDb } from '../../db/create-db.ts';
 import { createQueue } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
 import { viewKeys } from '../../redis/keys.ts';
+import { nextSlot } from '../../scheduler/cron.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import { defineCommand } from '../command.ts';
 
 const COUNTED_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
 
+interface LastRun {
+  view: string;
+  finished_at: Date;
+  duration_ms: number;
+  status: string;
+  trigger: string;
+}
+
 export const statusCommand = defineCommand({
   name: 'status',
   summary:
-    'Lists every view in VK_JOBS_DIR with its version, last refresh, duration, rows and last error, and the refresh queue depths.',
+    'Lists every view in VK_JOBS_DIR: version, last refresh, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress, and the refresh queue depths.',
   usage: 'status [--json]',
   help: ['  --json  print one JSON object instead of a table'],
   options: { json: { type: 'boolean' } },
@@ -24,18 +35,25 @@ export const statusCommand = defineCommand({
         ? views
         : createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
     const queue = createQueue(QUEUES.refresh, queueConnection, config.prefix);
+    const db = createDb(config.databaseUrl, { max: 1 });
     try {
       await connectRedis(views, config.redisUrl, 'REDIS_URL');
       await connectRedis(queueConnection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
-      const pipeline = views.pipeline();
+      await db.ping();
       const names = [...registry.views.keys()].sort();
+      const pipeline = views.pipeline();
       for (const name of names) pipeline.hgetall(viewKeys(config.prefix, name).meta);
       const metas = ((await pipeline.exec()) ?? []).map(
         ([, value]) => (value ?? {}) as Record<string, string>,
       );
+      const { rows: lastRuns } = await sql<LastRun>`
+        select distinct on (view) view, finished_at, duration_ms, status, trigger
+        from viewkeeper.refresh_runs where kind = 'full' order by view, started_at desc`.execute(db.db);
+      const progress = await chunkProgress(queueConnection, config.prefix);
       const rows = names.map((name, i) => {
         const meta = metas[i]!;
         const view = registry.view(name)!;
+        const last = lastRuns.find((run) => run.view === name);
         return {
           view: name,
           shape: view.shape,
@@ -44,7 +62,19 @@ export const statusCommand = defineCommand({
           duration_ms: meta.duration_ms ? Number(meta.duration_ms) : null,
           rows: meta.rows ? Number(meta.rows) : null,
           last_error: meta.last_error || null,
-          schedule: view.schedule?.cron ?? null,
+          schedule: view.schedule
+            ? `${view.schedule.cron}${view.schedule.timezone === 'UTC' ? '' : ` ${view.schedule.timezone}`}`
+            : null,
+          next_run: view.schedule ? nextSlot(view.schedule.cron, view.schedule.timezone).toISOString() : null,
+          last_full_run: last
+            ? {
+                at: last.finished_at.toISOString(),
+                duration_ms: last.duration_ms,
+                outcome: last.status,
+                trigger: last.trigger,
+              }
+            : null,
+          chunks: progress.get(name) ?? null,
         };
       });
       const counts = await queue.getJobCounts(...COUNTED_STATES);
@@ -53,7 +83,18 @@ export const statusCommand = defineCommand({
         return 0;
       }
       const table = [
-        ['VIEW', 'SHAPE', 'VERSION', 'REFRESHED AT', 'MS', 'ROWS', 'SCHEDULE', 'LAST ERROR'],
+        [
+          'VIEW',
+          'SHAPE',
+          'VERSION',
+          'REFRESHED AT',
+          'MS',
+          'ROWS',
+          'SCHEDULE',
+          'NEXT RUN',
+          'LAST FULL RUN',
+          'LAST ERROR',
+        ],
         ...rows.map((row) => [
           row.view,
           row.shape,
@@ -62,7 +103,16 @@ export const statusCommand = defineCommand({
           row.duration_ms === null ? '-' : String(row.duration_ms),
           row.rows === null ? '-' : String(row.rows),
           row.schedule ?? '-',
-          row.last_error ?? '',
+          row.next_run ?? '-',
+          row.last_full_run
+            ? `${row.last_full_run.at} ${row.last_full_run.outcome} ${row.last_full_run.duration_ms} ms (${row.last_full_run.trigger})`
+            : '-',
+          [
+            row.chunks ? `rebuilding: ${row.chunks.done}/${row.chunks.total} chunks` : '',
+            row.last_error ?? '',
+          ]
+            .filter(Boolean)
+            .join('; '),
         ]),
       ];
       const widths = table[0]!.map((_, column) => Math.max(...table.map((line) => line[column]!.length)));
@@ -82,6 +132,23 @@ export const statusCommand = defineCommand({
       await queue.close().catch(() => undefined);
       await closeRedis(views);
       if (queueConnection !== views) await closeRedis(queueConnection);
+      await db.close();
     }
   },
 });
+
+/** Chunked rebuilds in progress, by view: the progress hashes the parent jobs keep. */
+async function chunkProgress(
+  redis: import('ioredis').Redis,
+  prefix: string,
+): Promise<Map<string, { done: number; total: number }>> {
+  const progress = new Map<string, { done: number; total: number }>();
+  for await (const keys of redis.scanStream({ match: `${prefix}:chunked:*`, count: 100 })) {
+    for (const key of keys as string[]) {
+      const state = await redis.hgetall(key);
+      if (state.view)
+        progress.set(state.view, { done: Number(state.done ?? 0), total: Number(state.total ?? 0) });
+    }
+  }
+  return progress;
+}

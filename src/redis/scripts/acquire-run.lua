@@ -8,9 +8,10 @@
 -- KEYS[3] coalescing window    {prefix}:window:{identity}
 -- ARGV[1] lock token
 -- ARGV[2] lock ttl (ms)
+-- ARGV[3] '1' to ignore the coalescing window (scheduled runs are already paced by their schedule)
 -- Returns {0, seq} started; {1, ms} locked by another run; {2, ms} inside the coalescing window.
 local window = redis.call('PTTL', KEYS[3])
-if window > 0 then
+if window > 0 and ARGV[3] ~= '1' then
   return {2, window}
 end
 if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then

@@ -89,6 +89,7 @@ export function createRowWriter(ctx: WriterContext): ShapeWriter {
         }
         return { rows, changedKeys: null, superseded };
       }
+      if (scope.kind === 'chunk') return { rows, changedKeys: null, superseded };
       // Keys the params name but the query no longer returns: their rows are gone.
       if (view.key.isCoveredBy(Object.keys(scope.params))) {
         const expected = view.key.fill(scope.params);

@@ -5,7 +5,11 @@ import type { Scripts } from '../scripts.ts';
 export type Row = Record<string, unknown>;
 
 /** What one run writes: a full rebuild of the view, or the part selected by params. */
-export type RunScope = { kind: 'full' } | { kind: 'partial'; params: Record<string, unknown> };
+export type RunScope =
+  | { kind: 'full' }
+  | { kind: 'partial'; params: Record<string, unknown> }
+  /** One key range of a chunked full rebuild: writes only; the orphan sweep runs once at the end. */
+  | { kind: 'chunk' };
 
 export interface WriterContext {
   redis: Redis;

@@ -1,0 +1,164 @@
+import { type Job, type Queue, UnrecoverableError, WaitingChildrenError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { QUEUES, type RefreshJobResult } from '../contract.ts';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../logging/create-logger.ts';
+import type { ViewDefinition } from '../views/define-view.ts';
+import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
+import type { Registry } from '../views/registry.ts';
+
+/** Data of a job on the internal `refresh-chunks` queue: one key range of a chunked rebuild. */
+export interface ChunkJobData {
+  seq: number;
+  token: string;
+  from: string;
+  to: string;
+  /** Id of the refresh job that owns the rebuild; its progress hash is keyed by it. */
+  parent: string;
+}
+
+/** Progress of a chunked rebuild, readable by `status` and `refresh --wait`. */
+export function chunkStateKey(prefix: string, parentJobId: string): string {
+  return `${prefix}:chunked:${parentJobId}`;
+}
+
+const STATE_TTL_SECONDS = 24 * 3600;
+const CHUNK_ATTEMPTS = 5;
+
+export interface ChunkedRebuildOptions {
+  engine: RefreshEngine;
+  registry: Registry;
+  /** Queue Redis: progress hashes live next to the jobs. */
+  redis: Redis;
+  chunkQueue: Queue<ChunkJobData>;
+  prefix: string;
+  logger: Logger;
+}
+
+/**
+ * Full rebuilds of chunked views as a BullMQ parent with one child job per key range. The parent
+ * (the refresh job itself) takes the lock and the sequence, adds the children and waits; children
+ * run on whichever daemons are free (a chunk whose daemon died is picked up again by BullMQ's
+ * stalled-job check); when the last child completes the parent runs again and finishes once: the
+ * orphan sweep, the version bump and the event.
+ */
+export function createChunkedRebuild(options: ChunkedRebuildOptions) {
+  const { engine, registry, redis, chunkQueue, prefix } = options;
+  const logger = options.logger.child({ component: 'chunked-rebuild' });
+
+  return {
+    /** Runs a step of the parent job. Returns the result, or throws Waiting/Delayed control errors. */
+    async parentStep(
+      job: Job,
+      token: string | undefined,
+      view: ViewDefinition,
+      runOptions: RunOptions,
+      delay: (ms: number) => Promise<never>,
+    ): Promise<RefreshJobResult> {
+      const stateKey = chunkStateKey(prefix, job.id!);
+      const state = await redis.hgetall(stateKey);
+      if (!state.seq) {
+        const begun = await engine.beginChunked(view, runOptions);
+        if (begun.status === 'busy') return delay(begun.retryInMs);
+        if (begun.ranges.length <= 1) {
+          // One range is not worth the child jobs: run it here, same sequence and sweep.
+          const range = begun.ranges[0];
+          const rows = range
+            ? await engine.runChunk(view, { seq: begun.seq, token: begun.token, range }, runOptions)
+            : 0;
+          const outcome = await engine.finishChunked(view, { ...begun, rows }, runOptions);
+          if (outcome.status !== 'done') throw new Error('chunked rebuild could not finish');
+          return {
+            view: view.name,
+            kind: 'full',
+            rows,
+            version: outcome.version,
+            ms: outcome.ms,
+            keys: null,
+            superseded: false,
+          };
+        }
+        await redis
+          .multi()
+          .hset(stateKey, {
+            view: view.name,
+            seq: begun.seq,
+            token: begun.token,
+            startedAt: begun.startedAt,
+            total: begun.ranges.length,
+            done: 0,
+          })
+          .expire(stateKey, STATE_TTL_SECONDS)
+          .exec();
+        await chunkQueue.addBulk(
+          begun.ranges.map((range) => ({
+            name: view.name,
+            data: { seq: begun.seq, token: begun.token, from: range.from, to: range.to, parent: job.id! },
+            opts: {
+              jobId: `chunk|${view.name}|${begun.seq}|${range.from}`,
+              parent: { id: job.id!, queue: job.queueQualifiedName },
+              attempts: CHUNK_ATTEMPTS,
+              backoff: { type: 'exponential', delay: 500 },
+              failParentOnFailure: true,
+            },
+          })),
+        );
+        logger.info(
+          { view: view.name, chunks: begun.ranges.length, seq: begun.seq },
+          'chunked rebuild started',
+        );
+        if (await job.moveToWaitingChildren(token!)) throw new WaitingChildrenError();
+        return this.parentStep(job, token, view, runOptions, delay);
+      }
+      if (await job.moveToWaitingChildren(token!)) throw new WaitingChildrenError();
+      const rows = Object.entries(state)
+        .filter(([field]) => field.startsWith('rows:'))
+        .reduce((sum, [, value]) => sum + Number(value), 0);
+      const outcome = await engine.finishChunked(
+        view,
+        { seq: Number(state.seq), token: state.token!, startedAt: state.startedAt!, rows },
+        runOptions,
+      );
+      await redis.del(stateKey);
+      if (outcome.status !== 'done') throw new Error('chunked rebuild could not finish');
+      return {
+        view: view.name,
+        kind: 'full',
+        rows,
+        version: outcome.version,
+        ms: outcome.ms,
+        keys: null,
+        superseded: false,
+      };
+    },
+
+    /** Processor of the `refresh-chunks` queue. */
+    async chunk(job: Job<ChunkJobData>, _token?: string, signal?: AbortSignal): Promise<number> {
+      const view = registry.view(job.name);
+      const { seq, token, from, to, parent } = job.data ?? ({} as ChunkJobData);
+      if (!view?.chunking || typeof seq !== 'number' || !token || !from || !to || !parent) {
+        throw new UnrecoverableError(`malformed chunk job ${job.id} for view ${JSON.stringify(job.name)}`);
+      }
+      try {
+        const rows = await engine.runChunk(
+          view,
+          { seq, token, range: { from, to } },
+          { signal, trigger: 'chunk' },
+        );
+        // Per-range fields: a chunk that runs twice (its daemon died after writing) is counted once.
+        await redis.hset(chunkStateKey(prefix, parent), `rows:${from}`, rows);
+        await redis.hincrby(chunkStateKey(prefix, parent), 'done', 1);
+        return rows;
+      } catch (error) {
+        if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
+          // Last attempt: the parent fails with this child; release the rebuild's lock now.
+          await engine.failChunked(view, { token }, `chunk ${from}..${to}: ${describeError(error)}`);
+          await redis.del(chunkStateKey(prefix, parent));
+        }
+        throw error;
+      }
+    },
+  };
+}
+
+export const CHUNK_QUEUE = `${QUEUES.refresh}-chunks`;
