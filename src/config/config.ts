@@ -28,6 +28,11 @@ export interface ResolvedConfig {
   logLevel: LogLevel;
   /** Refresh jobs one daemon runs at once. @defaultValue 4 */
   refreshConcurrency: number;
+  /**
+   * Lifetime of a job's lock between renewals: a job held by a daemon that died is retried by
+   * another after about this long. @defaultValue 15000
+   */
+  jobLockMs: number;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -38,6 +43,7 @@ export const CONFIG_DEFAULTS = {
   httpHost: '127.0.0.1',
   logLevel: 'info',
   refreshConcurrency: 4,
+  jobLockMs: 15_000,
 } as const satisfies Partial<ResolvedConfig>;
 
 type Env = Record<string, string | undefined>;
@@ -124,6 +130,7 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     httpPort: integer(env, 'VK_HTTP_PORT', 1, 65535),
     logLevel: logLevel as LogLevel,
     refreshConcurrency: integer(env, 'VK_REFRESH_CONCURRENCY', 1, 256) ?? CONFIG_DEFAULTS.refreshConcurrency,
+    jobLockMs: integer(env, 'VK_JOB_LOCK_MS', 1000, 600_000) ?? CONFIG_DEFAULTS.jobLockMs,
   };
 }
 

@@ -62,6 +62,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
           registry,
           engine,
           concurrency: config.refreshConcurrency,
+          lockDurationMs: config.jobLockMs,
           logger,
         });
         releases.push('refresh worker', () => worker.close(shutdownTimeoutMs));

@@ -36,9 +36,6 @@ export interface RefreshWorker {
 
 const CONTROL_ERRORS = [DelayedError, WaitingChildrenError];
 
-/** How often a job turned away because another run of its (view, params) holds the lock tries again. */
-export const LOCKED_RETRY_MS = 250;
-
 /**
  * Consumes the `refresh` queue (and the internal `refresh-chunks` queue of chunked rebuilds). Bad
  * payloads fail once with a one-line reason (UnrecoverableError: no retries); a run that finds its
@@ -83,12 +80,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
         return await chunked.parentStep(job, token, request.view, runOptions, (ms) => delay(job, token, ms));
       }
       const outcome = await engine.refresh(request.view, request.params, runOptions);
-      if (outcome.status === 'busy') {
-        // A lock's remaining TTL is a lease against crashed daemons (30 s), not when the run ends: poll.
-        const wait =
-          outcome.reason === 'locked' ? Math.min(outcome.retryInMs, LOCKED_RETRY_MS) : outcome.retryInMs;
-        return await delay(job, token, wait);
-      }
+      if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
       return {
         view: outcome.view,
         kind: outcome.kind,
@@ -116,10 +108,12 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
     createWorker<RefreshJobData, RefreshJobResult>(QUEUES.refresh, process, connection, prefix, {
       concurrency: options.concurrency,
       lockDuration,
+      stalledInterval: Math.max(500, lockDuration / 2),
     }),
     createWorker<ChunkJobData, number>(CHUNK_QUEUE, chunked.chunk, connection, prefix, {
       concurrency: Math.max(1, Math.floor(options.concurrency / 2)),
       lockDuration,
+      stalledInterval: Math.max(500, lockDuration / 2),
     }),
   ];
   for (const worker of workers) {

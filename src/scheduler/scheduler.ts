@@ -60,15 +60,11 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const owner = `${hostname()}:${process.pid}`;
   const scheduled = [...registry.views.values()].filter((view) => view.schedule);
 
+  const claimKey = (kind: 'cron' | 'catchup', view: ViewDefinition, slot: Date) =>
+    `${prefix}:tick:${kind}:${view.name}:${slot.getTime()}`;
+
   async function claim(kind: 'cron' | 'catchup', view: ViewDefinition, slot: Date): Promise<boolean> {
-    const won = await claims.set(
-      `${prefix}:tick:${kind}:${view.name}:${slot.getTime()}`,
-      owner,
-      'PX',
-      CLAIM_TTL_MS,
-      'NX',
-    );
-    return won === 'OK';
+    return (await claims.set(claimKey(kind, view, slot), owner, 'PX', CLAIM_TTL_MS, 'NX')) === 'OK';
   }
 
   async function enqueue(kind: 'cron' | 'catchup', view: ViewDefinition, slot: Date): Promise<void> {
@@ -113,9 +109,19 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
    * claim is keyed by that previous slot, so daemons starting together enqueue one catch-up.
    */
   async function catchUp(view: ViewDefinition): Promise<void> {
-    const slot = previousSlot(view.schedule!.cron, view.schedule!.timezone);
+    const { cron, timezone } = view.schedule!;
+    const slot = previousSlot(cron, timezone);
     const last = await views.hget(viewKeys(prefix, view.name).meta, 'full_refreshed_at');
     if (last && new Date(last).getTime() >= slot.getTime()) return;
+    // Daemons that start "together" may straddle a slot boundary and see different previous slots.
+    // The slot was not missed if a running daemon already claimed its tick, and the fleet is already
+    // catching up if a catch-up was claimed for the slot before.
+    const before = previousSlot(cron, timezone, new Date(slot.getTime() - 1));
+    const [ticked, caughtUp] = await claims.mget(
+      claimKey('cron', view, slot),
+      claimKey('catchup', view, before),
+    );
+    if (ticked || caughtUp) return;
     if (!(await claim('catchup', view, slot))) return;
     await enqueue('catchup', view, slot);
     logger.info(

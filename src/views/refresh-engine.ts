@@ -97,6 +97,9 @@ export interface RefreshEngine {
   failChunked(view: ViewDefinition, run: { token: string }, reason: string): Promise<void>;
 }
 
+/** How often a request that found its (view, params) running checks again. */
+const LOCK_POLL_MS = 250;
+
 /** Names this daemon in the run history. */
 const WORKER = `${hostname()}:${process.pid}`;
 
@@ -184,10 +187,13 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
       [token, ttl, ignoreWindow ? '1' : '0'],
     );
     if (state === 0) return { seq: value } as const;
+    // A coalescing window ends at a known time; a lock ends whenever its run does, so poll for it
+    // rather than wait out its whole lifetime.
+    const retryInMs = state === 1 ? Math.min(value, LOCK_POLL_MS) : value;
     return {
       status: 'busy',
       reason: state === 1 ? 'locked' : 'coalescing',
-      retryInMs: Math.max(10, value),
+      retryInMs: Math.max(10, retryInMs),
     } as Busy;
   }
 

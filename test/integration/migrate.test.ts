@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { migrate } from '../../src/db/migrate.ts';
+import { MIGRATIONS_DIR, migrate } from '../../src/db/migrate.ts';
 import { TEST_DATABASE_URL, withDatabase } from '../helpers/env.ts';
 
 // Migrations run against a database of their own (not the cloned template), created by migrate itself.
@@ -19,7 +20,11 @@ describe('migrate', () => {
   it('creates a missing database, applies every migration, and applies nothing the second time', async () => {
     const first = await migrate(url);
     expect(first.createdDatabase).toBe(true);
-    expect(first.applied).toEqual(['0001_viewkeeper_schema', '0002_demo_schema']);
+    expect(first.applied).toEqual(
+      readdirSync(MIGRATIONS_DIR)
+        .map((file) => file.replace(/\.ts$/, ''))
+        .sort(),
+    );
 
     const second = await migrate(url);
     expect(second).toEqual({ applied: [], createdDatabase: false });

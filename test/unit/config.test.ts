@@ -26,6 +26,7 @@ describe('resolveConfig', () => {
       httpPort: undefined,
       logLevel: 'info',
       refreshConcurrency: 4,
+      jobLockMs: 15000,
     });
   });
 

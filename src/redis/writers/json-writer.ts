@@ -22,9 +22,8 @@ export function createJsonWriter(ctx: WriterContext): ShapeWriter {
   function flush(): Promise<void> {
     const piece = buffer;
     buffer = '';
-    const call = started
-      ? redis.append(temp, piece)
-      : redis.pipeline().set(temp, piece, 'EX', TEMP_TTL_SECONDS).exec();
+    // Plain commands, not a pipeline: a pipeline's exec() resolves even when its commands fail.
+    const call = started ? redis.append(temp, piece) : redis.set(temp, piece, 'EX', TEMP_TTL_SECONDS);
     started = true;
     return inFlight.track(call);
   }

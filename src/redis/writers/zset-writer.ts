@@ -12,6 +12,12 @@ import {
 // A crashed rebuild leaves its temporary key behind; this expiry collects it.
 const TEMP_TTL_SECONDS = 3600;
 
+/** A pipeline's exec() resolves even when its commands fail (errors are in the results): rethrow the first. */
+function throwFirstError(results: [Error | null, unknown][] | null): void {
+  const failed = results?.find(([error]) => error !== null);
+  if (failed) throw failed[0];
+}
+
 /**
  * `zset` views. A full rebuild fills a temporary key with variadic ZADDs while the query streams and
  * swaps it in with swap-members.lua (RENAME), carrying over members that newer partial refreshes
@@ -48,7 +54,8 @@ export function createZsetWriter(ctx: WriterContext): ShapeWriter {
           .pipeline()
           .zadd(temp, ...args)
           .expire(temp, TEMP_TTL_SECONDS)
-          .exec(),
+          .exec()
+          .then(throwFirstError),
       );
     }
     return inFlight.track(redis.zadd(temp, ...args));

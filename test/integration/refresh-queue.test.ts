@@ -1,0 +1,491 @@
+import { fileURLToPath } from 'node:url';
+import type { Job, Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enqueueRefresh } from '../../src/client/refresh.ts';
+import { QUEUES, type RefreshJobResult } from '../../src/contract.ts';
+import { seedDemo } from '../../src/db/seed-demo.ts';
+import { silentLogger } from '../../src/logging/create-logger.ts';
+import { createQueue, createQueueEvents } from '../../src/queues/factories.ts';
+import { createRefreshWorker, type RefreshWorker } from '../../src/queues/refresh-worker.ts';
+import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
+import { viewKeys } from '../../src/redis/keys.ts';
+import { defineView, type StreamableQuery, type ViewDefinition } from '../../src/views/define-view.ts';
+import { createRefreshEngine, type RefreshEngine } from '../../src/views/refresh-engine.ts';
+import { createRegistry, loadRegistry, type Registry } from '../../src/views/registry.ts';
+import { createTestContext, type TestContext } from '../helpers/context.ts';
+
+// The refresh queue end to end with an in-process worker: bad input (guarantee 6), coalescing and
+// never-overlapping runs (guarantee 3), retries of transient failures, graceful shutdown.
+
+const JOBS_DIR = fileURLToPath(new URL('../../jobs/', import.meta.url));
+type Row = Record<string, unknown>;
+
+/** Instruments a view's query: counts runs, concurrent runs, start/end times; can hold runs at a gate. */
+interface Probe {
+  starts: number[];
+  ends: number[];
+  active: number;
+  maxActive: number;
+  /** Resolves when the next run has started (reset by `close()`). */
+  started: Promise<void>;
+  /** Runs wait here until `open()`. */
+  close(): void;
+  open(): void;
+  wait(): Promise<void>;
+  onStart(): void;
+}
+
+function createProbe(): Probe {
+  let release: () => void = () => {};
+  let gate: Promise<void> = Promise.resolve();
+  let markStarted: () => void = () => {};
+  const probe: Probe = {
+    starts: [],
+    ends: [],
+    active: 0,
+    maxActive: 0,
+    started: Promise.resolve(),
+    close() {
+      gate = new Promise((resolve) => {
+        release = resolve;
+      });
+      probe.started = new Promise((resolve) => {
+        markStarted = resolve;
+      });
+    },
+    open: () => release(),
+    wait: () => gate,
+    onStart: () => markStarted(),
+  };
+  return probe;
+}
+
+function probed(inner: StreamableQuery<Row>, probe: Probe): StreamableQuery<Row> {
+  return {
+    async *stream(options) {
+      probe.active += 1;
+      probe.maxActive = Math.max(probe.maxActive, probe.active);
+      probe.starts.push(performance.now());
+      probe.onStart();
+      try {
+        await probe.wait();
+        yield* inner.stream(options);
+      } finally {
+        probe.active -= 1;
+        probe.ends.push(performance.now());
+      }
+    },
+  };
+}
+
+/** A query whose stream throws `error` the first `times` runs, then behaves like `inner`. */
+function failing(inner: () => StreamableQuery<Row>, errors: Error[]): StreamableQuery<Row> {
+  return {
+    async *stream(options) {
+      const error = errors.shift();
+      if (error) throw error;
+      yield* inner().stream(options);
+    },
+  };
+}
+
+function codedError(message: string, code: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+let ctx: TestContext;
+let connection: Redis;
+let queue: Queue;
+let events: QueueEvents;
+let registry: Registry;
+let engine: RefreshEngine;
+let worker: RefreshWorker;
+const gated = createProbe();
+const flakyErrors: Error[] = [];
+const brokenErrors: Error[] = [];
+
+function statsLike(
+  name: string,
+  query: (db: Parameters<ViewDefinition['query']>[0], params: Row | undefined) => StreamableQuery<Row>,
+): ViewDefinition {
+  return defineView()({
+    name,
+    shape: 'hash',
+    key: `${name}:{user_id}`,
+    params: { user_id: 'bigint' },
+    coalesceMs: 0,
+    query: (db, params) => query(db, params),
+  });
+}
+
+async function buildRegistry(): Promise<Registry> {
+  const demo = await loadRegistry(JOBS_DIR);
+  const userStats = demo.view('user_stats')!;
+  const userByName = defineView()({
+    name: 'user_by_name',
+    shape: 'hash',
+    key: 'user_by_name:{name}',
+    params: { name: 'text' },
+    query: (db, params) => {
+      // biome-ignore lint/suspicious/noExplicitAny: untyped database in a test view
+      let query = (db as any).selectFrom('users').select(['name', 'email']);
+      if (params) query = query.where('name', '=', params.name);
+      return query;
+    },
+  });
+  return createRegistry([
+    ...demo.views.values(),
+    userByName,
+    statsLike('gated_stats', (db, params) => probed(userStats.query(db, params), gated)),
+    statsLike('flaky_stats', (db, params) => failing(() => userStats.query(db, params), flakyErrors)),
+    statsLike('broken_stats', (db, params) => failing(() => userStats.query(db, params), brokenErrors)),
+  ]);
+}
+
+beforeAll(async () => {
+  ctx = await createTestContext();
+  await seedDemo(ctx.db, { users: 100, postsPerUser: 2, votesPerPost: 3, seed: 1 });
+  registry = await buildRegistry();
+  engine = createRefreshEngine({
+    db: ctx.db.db,
+    redis: ctx.redis,
+    prefix: ctx.prefix,
+    logger: silentLogger(),
+  });
+  connection = createRedis(ctx.redisUrl, { role: 'queue', name: 't' });
+  await connectRedis(connection, ctx.redisUrl, 'REDIS_URL');
+  queue = createQueue(QUEUES.refresh, connection, ctx.prefix);
+  events = createQueueEvents(QUEUES.refresh, connection, ctx.prefix);
+  await events.waitUntilReady();
+  worker = createRefreshWorker({
+    connection,
+    prefix: ctx.prefix,
+    registry,
+    engine,
+    concurrency: 4,
+    logger: silentLogger(),
+  });
+});
+
+afterAll(async () => {
+  gated.open();
+  await worker?.close(5000);
+  await queue?.close();
+  await events?.close();
+  if (connection) await closeRedis(connection);
+  await ctx?.cleanup();
+});
+
+async function version(view: string): Promise<number> {
+  return Number((await ctx.redis.hget(viewKeys(ctx.prefix, view).meta, 'version')) ?? 0);
+}
+
+/** Waits until the refresh queue has nothing waiting, delayed, prioritized or active. */
+async function drained(timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const counts = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active');
+    if (Object.values(counts).every((count) => count === 0)) return;
+    if (Date.now() > deadline) throw new Error(`queue not drained: ${JSON.stringify(counts)}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+async function until(condition: () => Promise<boolean> | boolean, what: string, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+async function stored(job: Job): Promise<Job> {
+  const found = await queue.getJob(job.id!);
+  if (!found) throw new Error(`job ${job.id} is gone`);
+  return found;
+}
+
+let nextUserId = 1;
+/** A valid refresh (a key not refreshed before, so no coalescing window delays it) still completes. */
+async function expectWorkerStillWorks(): Promise<void> {
+  const id = nextUserId++;
+  const job = await enqueueRefresh(queue, 'user', { id });
+  const result = (await job.waitUntilFinished(events, 10_000)) as RefreshJobResult;
+  expect(result).toMatchObject({ view: 'user', kind: 'partial', rows: 1, keys: 1 });
+  expect(await ctx.redis.hget(`user:${id}`, 'email')).toBe(`user${id}@example.com`);
+}
+
+/** Adds a job the raw way (as a non-Node producer would) and checks it is rejected once, for good. */
+async function expectRejected(name: string, data: unknown, mentions: string[]): Promise<string> {
+  const job = await queue.add(name, data);
+  await expect(job.waitUntilFinished(events, 10_000)).rejects.toThrow();
+  const failed = await stored(job);
+  expect(await failed.getState()).toBe('failed');
+  expect(failed.attemptsMade).toBe(1);
+  expect(failed.attemptsStarted).toBe(1);
+  const reason = failed.failedReason;
+  expect(reason.split('\n')).toEqual([reason]);
+  expect(reason.length).toBeLessThan(400);
+  for (const text of mentions) expect(reason).toContain(text);
+  await expectWorkerStillWorks();
+  return reason;
+}
+
+describe('refresh queue: bad input fails once with a one-line reason and the worker keeps working', () => {
+  it('an unknown view name is rejected naming the view and the known views', async () => {
+    const reason = await expectRejected('no_such_view', {}, ['unknown view', '"no_such_view"', 'user_stats']);
+    expect(reason).toContain('trending_posts');
+  });
+
+  it('an unknown view name with a newline still gives a one-line reason', async () => {
+    await expectRejected('bad\nview', {}, ['unknown view', '"bad\\nview"']);
+  });
+
+  it('params for a view without partial refresh (trending_posts) are rejected', async () => {
+    await expectRejected('trending_posts', { params: { post_id: 1 } }, [
+      'trending_posts',
+      'no partial refresh',
+      '{"post_id":1}',
+    ]);
+  });
+
+  it('a missing param ({}) is rejected naming the param', async () => {
+    await expectRejected('user_stats', { params: {} }, ['missing param', '"user_id"', 'user_stats']);
+  });
+
+  it('an extra param is rejected naming it', async () => {
+    await expectRejected('user_stats', { params: { user_id: 1, org_id: 2 } }, ['unknown param', '"org_id"']);
+  });
+
+  it.each([
+    ['"abc"', 'abc'],
+    ['null', null],
+    ['[1]', [1]],
+    ['{}', {}],
+    ['1e+30', 1e30],
+    ['1.5', 1.5],
+    ['"99999999999999999999"', '99999999999999999999'],
+    ['true', true],
+  ])('user_stats.user_id = %s is rejected naming the param and the value', async (shown, value) => {
+    await expectRejected('user_stats', { params: { user_id: value } }, ['"user_id"', `is ${shown}:`]);
+  });
+
+  it('a SQL-looking string for a bigint param is rejected, never run', async () => {
+    await expectRejected('user_stats', { params: { user_id: '1; drop table users' } }, [
+      '"user_id"',
+      '"1; drop table users"',
+    ]);
+  });
+
+  it.each([
+    ['a string', 'refresh please', '"refresh please"'],
+    ['an array', [{ params: { user_id: 1 } }], '[{"params":{"user_id":1}}]'],
+    ['null', null, 'got null'],
+    ['a number', 42, 'got 42'],
+  ])('job data that is %s is rejected', async (_what, data, shown) => {
+    await expectRejected('user_stats', data, ['job data must be an object', shown]);
+  });
+
+  it('params that are not an object are rejected', async () => {
+    await expectRejected('user_stats', { params: 'user_id=1' }, ['must be an object', '"user_id=1"']);
+  });
+
+  it('an unknown field in job data (a typo of params) is rejected naming it', async () => {
+    await expectRejected('user_stats', { parms: { user_id: 1 } }, ['unknown field', '"parms"']);
+  });
+
+  it('a reason that is not a short string is rejected', async () => {
+    await expectRejected('user_stats', { reason: 'x'.repeat(201) }, ['reason must be a string']);
+    await expectRejected('user_stats', { reason: { why: 1 } }, ['reason must be a string', '{"why":1}']);
+  });
+
+  it('a payload over 64 KB (big reason) is rejected naming its size', async () => {
+    const data = { reason: 'r'.repeat(70_000) };
+    const size = Buffer.byteLength(JSON.stringify(data));
+    await expectRejected('user_stats', data, [`${size} bytes`, '65536']);
+  });
+
+  it('a payload over 64 KB (big param string) is rejected, even for an unknown view', async () => {
+    const data = { params: { user_id: '1'.repeat(66_000) } };
+    const size = Buffer.byteLength(JSON.stringify(data));
+    await expectRejected('user_stats', data, [`${size} bytes`]);
+    await expectRejected('no_such_view', data, [`${size} bytes`]);
+  });
+
+  it('enqueueRefresh refuses an oversized request before it reaches Redis', async () => {
+    const before = await queue.getJobCounts('waiting', 'failed', 'completed', 'delayed', 'active');
+    await expect(enqueueRefresh(queue, 'user_by_name', { name: 'n'.repeat(70_000) })).rejects.toThrow(
+      /over the 65536-byte limit/,
+    );
+    expect(await queue.getJobCounts('waiting', 'failed', 'completed', 'delayed', 'active')).toEqual(before);
+  });
+
+  it('a SQL-looking text param runs as a bound value: no error, no table dropped, no key written', async () => {
+    const hostile = "x'; drop table users; --";
+    const job = await queue.add('user_by_name', { params: { name: hostile } });
+    const result = (await job.waitUntilFinished(events, 10_000)) as RefreshJobResult;
+    expect(result).toMatchObject({ view: 'user_by_name', kind: 'partial', rows: 0 });
+    const { rows } = await sql<{ n: number }>`select count(*)::int as n from users`.execute(ctx.db.db);
+    expect(rows[0]!.n).toBe(100);
+    expect(await ctx.redis.keys('user_by_name:*')).toEqual([]);
+    // The same view does find a real name, so the empty result above is the filter working.
+    const real = await queue.add('user_by_name', { params: { name: 'User 42' } });
+    expect(await real.waitUntilFinished(events, 10_000)).toMatchObject({ rows: 1 });
+    expect(await ctx.redis.hgetall('user_by_name:User 42')).toEqual({
+      email: 'user42@example.com',
+    });
+    expect(await ctx.redis.keys('user_by_name:*')).toEqual(['user_by_name:User 42']);
+  });
+});
+
+describe('refresh queue: coalescing and runs that never overlap', () => {
+  it('10,000 requests for one (view, params) within about a second cause at most 2 runs', async () => {
+    await drained();
+    const before = await version('user_stats');
+    const jobsBefore = (await queue.getJobCounts('completed')).completed ?? 0;
+    const started = performance.now();
+    const total = 10_000;
+    const chunk = 2500;
+    for (let sent = 0; sent < total; sent += chunk) {
+      await Promise.all(
+        Array.from({ length: chunk }, () =>
+          enqueueRefresh(queue, 'user_stats', { user_id: 5 }, { reason: 'burst' }),
+        ),
+      );
+    }
+    const burstMs = performance.now() - started;
+    await drained();
+    const runs = (await version('user_stats')) - before;
+    expect(runs).toBeGreaterThanOrEqual(1);
+    // One run at once, then one per elapsed coalescing window (1 s): a burst inside one window → ≤ 2.
+    const allowed = burstMs < 1000 ? 2 : 1 + Math.ceil(burstMs / 1000);
+    expect(runs, `${total} requests sent in ${Math.round(burstMs)} ms`).toBeLessThanOrEqual(allowed);
+    expect(burstMs, 'the burst is too slow to say anything about coalescing').toBeLessThan(3000);
+    // Coalesced in the queue too: one job per run, not 10,000 jobs.
+    expect(((await queue.getJobCounts('completed')).completed ?? 0) - jobsBefore).toBe(runs);
+    expect(await ctx.redis.hget('user_stats:5', 'post_count')).not.toBeNull();
+  });
+
+  it('requests arriving while a run is active cause exactly one more run, after the first', async () => {
+    await drained();
+    gated.starts.length = 0;
+    gated.ends.length = 0;
+    gated.close();
+    const before = await version('gated_stats');
+    const first = await enqueueRefresh(queue, 'gated_stats', { user_id: 7 });
+    await gated.started;
+    for (let i = 0; i < 5; i++) await enqueueRefresh(queue, 'gated_stats', { user_id: 7 });
+    expect(gated.starts).toHaveLength(1);
+    gated.open();
+    await first.waitUntilFinished(events, 10_000);
+    await drained();
+    expect((await version('gated_stats')) - before).toBe(2);
+    expect(gated.starts).toHaveLength(2);
+    expect(gated.ends).toHaveLength(2);
+    expect(gated.starts[1]!).toBeGreaterThanOrEqual(gated.ends[0]!);
+    expect(gated.maxActive).toBe(1);
+  });
+
+  it('20 raw jobs (no deduplication) for one (view, params) never run concurrently, and all complete', async () => {
+    await drained();
+    gated.starts.length = 0;
+    gated.ends.length = 0;
+    gated.maxActive = 0;
+    gated.close();
+    const before = await version('gated_stats');
+    const jobs = await Promise.all(
+      Array.from({ length: 20 }, () => queue.add('gated_stats', { params: { user_id: '8' } })),
+    );
+    await gated.started;
+    // The other three worker slots took jobs too and were turned away while the first run holds the lock.
+    await until(async () => ((await queue.getJobCounts('delayed')).delayed ?? 0) >= 3, '3 jobs turned away');
+    expect(gated.active).toBe(1);
+    gated.open();
+    const results = (await Promise.all(
+      jobs.map((job) => job.waitUntilFinished(events, 20_000)),
+    )) as RefreshJobResult[];
+    expect(results.every((result) => result.view === 'gated_stats' && result.rows === 1)).toBe(true);
+    for (const job of jobs) expect(await (await stored(job)).getState()).toBe('completed');
+    expect(gated.maxActive).toBe(1);
+    expect((await version('gated_stats')) - before).toBe(gated.starts.length);
+  });
+});
+
+describe('refresh queue: failures', () => {
+  it('a transient failure (ECONNRESET) retries until it succeeds, although the job has 1 attempt', async () => {
+    flakyErrors.push(
+      codedError('read ECONNRESET', 'ECONNRESET'),
+      codedError('read ECONNRESET', 'ECONNRESET'),
+    );
+    const job = await enqueueRefresh(queue, 'flaky_stats');
+    expect(job.opts.attempts ?? 0).toBeLessThanOrEqual(1);
+    const result = (await job.waitUntilFinished(events, 15_000)) as RefreshJobResult;
+    expect(result).toMatchObject({ view: 'flaky_stats', kind: 'full', rows: 100 });
+    const done = await stored(job);
+    expect(await done.getState()).toBe('completed');
+    expect(done.attemptsStarted).toBeGreaterThanOrEqual(3);
+    expect(flakyErrors).toEqual([]);
+    expect(await ctx.redis.hget(viewKeys(ctx.prefix, 'flaky_stats').meta, 'last_error')).toBe('');
+  });
+
+  it('a non-transient failure (42P01) fails once with a one-line reason recorded as last_error', async () => {
+    brokenErrors.push(codedError('relation "nope" does not exist\n  at the database', '42P01'));
+    const job = await enqueueRefresh(queue, 'broken_stats', { user_id: 3 });
+    await expect(job.waitUntilFinished(events, 10_000)).rejects.toThrow(/relation "nope" does not exist/);
+    const failed = await stored(job);
+    expect(await failed.getState()).toBe('failed');
+    expect(failed.attemptsMade).toBe(1);
+    expect(failed.attemptsStarted).toBe(1);
+    expect(failed.failedReason).toBe('relation "nope" does not exist at the database');
+    expect(await ctx.redis.hget(viewKeys(ctx.prefix, 'broken_stats').meta, 'last_error')).toBe(
+      failed.failedReason,
+    );
+    await expectWorkerStillWorks();
+  });
+});
+
+describe('refresh worker: graceful shutdown', () => {
+  it('close() with a job in flight waits for it to complete', async () => {
+    // A worker of its own (own queue prefix) so closing it leaves the shared one alone.
+    const prefix = `${ctx.prefix}_sd`;
+    const ownQueue = createQueue(QUEUES.refresh, connection, prefix);
+    const ownEvents = createQueueEvents(QUEUES.refresh, connection, prefix);
+    await ownEvents.waitUntilReady();
+    const own = createRefreshWorker({
+      connection,
+      prefix,
+      registry,
+      engine,
+      concurrency: 4,
+      logger: silentLogger(),
+    });
+    try {
+      gated.close();
+      const before = await version('gated_stats');
+      const job = await enqueueRefresh(ownQueue, 'gated_stats', { user_id: 9 });
+      await gated.started;
+      let closedAt = 0;
+      const closing = own.close(10_000).then(() => {
+        closedAt = Date.now();
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(closedAt, 'close() must wait for the running job').toBe(0);
+      const releasedAt = Date.now();
+      gated.open();
+      await closing;
+      expect(closedAt).toBeGreaterThanOrEqual(releasedAt);
+      const done = await ownQueue.getJob(job.id!);
+      expect(await done!.getState()).toBe('completed');
+      expect(done!.finishedOn!).toBeLessThanOrEqual(closedAt);
+      expect(done!.returnvalue).toMatchObject({ view: 'gated_stats', kind: 'partial', rows: 1 });
+      expect(await version('gated_stats')).toBe(before + 1);
+    } finally {
+      gated.open();
+      await own.close(1000);
+      await ownEvents.close();
+      await ownQueue.close();
+    }
+  });
+});
