@@ -37,9 +37,9 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
  * Gives the calling test file its own database and Redis database. Call in `beforeAll`, and call
  * `cleanup()` in `afterAll`.
  *
- * Redis isolation: vitest's 1-based VITEST_POOL_ID names the worker slot; slot n owns Redis database
- * FIRST_TEST_REDIS_DB + n - 1, so files running at the same time never share one. Pub/sub is not
- * per-database, hence the unique prefix as well.
+ * Redis isolation: the file leases one of the databases FIRST_TEST_REDIS_DB..15 (a `SET NX` with an
+ * expiry in database 0), so files running at the same time — in this vitest process or another one —
+ * never share one. Pub/sub is not per-database, hence the unique prefix as well.
  */
 export async function createTestContext(): Promise<TestContext> {
   const id = randomBytes(4).toString('hex');
@@ -50,8 +50,7 @@ export async function createTestContext(): Promise<TestContext> {
       `create database ${pg.escapeIdentifier(database)} template ${pg.escapeIdentifier(template)}`,
     ),
   );
-  const slot = Number(process.env.VITEST_POOL_ID ?? '1');
-  const redisDb = FIRST_TEST_REDIS_DB + ((slot - 1) % 8);
+  const { db: redisDb, release } = await leaseRedisDatabase(id);
   const databaseUrl = withDatabase(TEST_DATABASE_URL, database);
   const redisUrl = withDatabase(TEST_REDIS_URL, String(redisDb));
   const prefix = `vkt_${id}`;
@@ -75,10 +74,47 @@ export async function createTestContext(): Promise<TestContext> {
       cleaned = true;
       await redis.flushdb().catch(() => {});
       await closeRedis(redis);
+      await release();
       await db.close();
       await admin((client) =>
         client.query(`drop database if exists ${pg.escapeIdentifier(database)} with (force)`),
       );
     },
   };
+}
+
+const LEASE_SECONDS = 15 * 60;
+
+/**
+ * Takes the first free Redis database among FIRST_TEST_REDIS_DB..15 and flushes it. Waits while all
+ * are taken; a crashed run's lease expires on its own.
+ */
+async function leaseRedisDatabase(owner: string): Promise<{ db: number; release(): Promise<void> }> {
+  const control = createRedis(withDatabase(TEST_REDIS_URL, '0'), { role: 'views', name: 'test-lease' });
+  await connectRedis(control, TEST_REDIS_URL, 'REDIS_URL');
+  try {
+    for (let attempt = 0; attempt < 1200; attempt++) {
+      for (let db = FIRST_TEST_REDIS_DB; db <= 15; db++) {
+        const key = `viewkeeper:test-lease:${db}`;
+        if ((await control.set(key, owner, 'EX', LEASE_SECONDS, 'NX')) === 'OK') {
+          return {
+            db,
+            async release() {
+              const releaser = createRedis(withDatabase(TEST_REDIS_URL, '0'), {
+                role: 'views',
+                name: 'test-lease',
+              });
+              await connectRedis(releaser, TEST_REDIS_URL, 'REDIS_URL');
+              if ((await releaser.get(key)) === owner) await releaser.del(key);
+              await closeRedis(releaser);
+            },
+          };
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    throw new Error('no free Redis test database (8–15) for 5 minutes');
+  } finally {
+    await closeRedis(control);
+  }
 }
