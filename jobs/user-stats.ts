@@ -15,7 +15,12 @@ export default defineView<Database>()({
   query: (db, params, range) => {
     let query = db
       .selectFrom('users as u')
-      .leftJoin('posts as p', 'p.user_id', 'u.id')
+      // A chunk narrows the joined posts by the same key range: Postgres does not carry a range on
+      // u.id across the join, and would otherwise scan every post for every chunk.
+      .leftJoin('posts as p', (join) => {
+        const on = join.onRef('p.user_id', '=', 'u.id');
+        return range ? on.on('p.user_id', '>=', range.from).on('p.user_id', '<', range.to) : on;
+      })
       .select([
         'u.id as user_id',
         sql<string>`count(p.id)`.as('post_count'),
