@@ -21,7 +21,7 @@ export default defineConfig({
           globalSetup: ['test/helpers/global-setup.ts'],
           // Each worker slot owns one Redis database (see test/helpers/context.ts); 2 slots fit 2 cores.
           maxWorkers: 2,
-          testTimeout: 60_000,
+          testTimeout: 120_000,
           hookTimeout: 60_000,
         },
       },

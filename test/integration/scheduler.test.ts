@@ -182,7 +182,11 @@ export default {
     dirs.push(jobs);
     const fleet = launch(3, jobs.dir);
     await Promise.all(fleet.map((daemon) => daemon.waitFor(/daemon started/)));
-    const result = await runCli(['refresh', 'user_stats', '--wait'], { ...ctx.env, VK_JOBS_DIR: jobs.dir });
+    const result = await runCli(
+      ['refresh', 'user_stats', '--wait', '--timeout', '90'],
+      { ...ctx.env, VK_JOBS_DIR: jobs.dir },
+      95_000,
+    );
     expect(result.stdout).toMatch(/^refreshed user_stats \(full\): 1000 rows/);
     await Promise.all(fleet.map((daemon) => daemon.stop()));
 
