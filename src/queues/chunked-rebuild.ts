@@ -6,6 +6,7 @@ import type { Logger } from '../logging/create-logger.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
+import { jobResult } from './job-result.ts';
 
 /** Data of a job on the internal `refresh-chunks` queue: one key range of a chunked rebuild. */
 export interface ChunkJobData {
@@ -67,16 +68,7 @@ export function createChunkedRebuild(options: ChunkedRebuildOptions) {
             ? await engine.runChunk(view, { seq: begun.seq, token: begun.token, range }, runOptions)
             : 0;
           const outcome = await engine.finishChunked(view, { ...begun, rows }, runOptions);
-          if (outcome.status !== 'done') throw new Error('chunked rebuild could not finish');
-          return {
-            view: view.name,
-            kind: 'full',
-            rows,
-            version: outcome.version,
-            ms: outcome.ms,
-            keys: null,
-            superseded: false,
-          };
+          return jobResult(outcome);
         }
         await redis
           .multi()
@@ -120,16 +112,7 @@ export function createChunkedRebuild(options: ChunkedRebuildOptions) {
         runOptions,
       );
       await redis.del(stateKey);
-      if (outcome.status !== 'done') throw new Error('chunked rebuild could not finish');
-      return {
-        view: view.name,
-        kind: 'full',
-        rows,
-        version: outcome.version,
-        ms: outcome.ms,
-        keys: null,
-        superseded: false,
-      };
+      return jobResult(outcome);
     },
 
     /** Processor of the `refresh-chunks` queue. */

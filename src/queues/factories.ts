@@ -25,7 +25,8 @@ export function createQueueEvents(name: string, connection: Redis, prefix: strin
 
 export function createWorker<Data, Result>(
   name: string,
-  processor: Processor<Data, Result>,
+  /** null: jobs are fetched by hand (`getNextJob`), as the write-behind batcher does. */
+  processor: Processor<Data, Result> | null,
   connection: Redis,
   prefix: string,
   options: Omit<WorkerOptions, 'connection' | 'prefix'>,

@@ -8,6 +8,7 @@ import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
 import { CHUNK_QUEUE, type ChunkJobData, createChunkedRebuild } from './chunked-rebuild.ts';
 import { createQueue, createWorker } from './factories.ts';
+import { jobResult } from './job-result.ts';
 import { parseRefreshJob } from './refresh-payload.ts';
 import { backoffMs, isTransient } from './transient.ts';
 
@@ -81,15 +82,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
       }
       const outcome = await engine.refresh(request.view, request.params, runOptions);
       if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
-      return {
-        view: outcome.view,
-        kind: outcome.kind,
-        rows: outcome.rows,
-        version: outcome.version,
-        ms: outcome.ms,
-        keys: outcome.keys === null ? null : outcome.keys.length,
-        superseded: outcome.superseded,
-      };
+      return jobResult(outcome);
     } catch (error) {
       if (CONTROL_ERRORS.some((type) => error instanceof type)) throw error;
       if (signal?.aborted) return await delay(job, token, 0); // shutting down: leave it to another daemon

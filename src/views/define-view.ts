@@ -116,8 +116,8 @@ export interface ViewDefinition {
   fields: string[] | undefined;
   value: string | undefined;
   params: ParamSpec | undefined;
-  // biome-ignore lint/suspicious/noExplicitAny: the registry holds views of any database type
   query: (
+    // biome-ignore lint/suspicious/noExplicitAny: the registry holds views of any database type
     db: Kysely<any>,
     params: Record<string, unknown> | undefined,
     range?: KeyRange,

@@ -43,19 +43,19 @@ export interface RunOptions {
 
 export type Busy = { status: 'busy'; reason: 'locked' | 'coalescing'; retryInMs: number };
 
-export type RefreshOutcome =
-  | {
-      status: 'done';
-      view: string;
-      kind: 'full' | 'partial';
-      rows: number;
-      keys: string[] | null;
-      version: number;
-      ms: number;
-      superseded: boolean;
-    }
-  /** Another run of the same (view, params) holds the lock, or its coalescing window is open. */
-  | Busy;
+export type Done = {
+  status: 'done';
+  view: string;
+  kind: 'full' | 'partial';
+  rows: number;
+  keys: string[] | null;
+  version: number;
+  ms: number;
+  superseded: boolean;
+};
+
+/** A finished run, or Busy: another run of the same (view, params) holds the lock or its window is open. */
+export type RefreshOutcome = Done | Busy;
 
 /** A started chunked rebuild: the lock, its sequence and the key ranges to run as separate jobs. */
 export interface ChunkedRun {
@@ -71,11 +71,7 @@ export interface RefreshEngine {
    * Runs one refresh of `view`: full when `params` is undefined, else partial (params already
    * validated). Never runs concurrently with another run of the same (view, params), anywhere.
    */
-  refresh(
-    view: ViewDefinition,
-    params?: Record<string, unknown>,
-    options?: RunOptions,
-  ): Promise<RefreshOutcome>;
+  refresh(view: ViewDefinition, params?: Record<string, unknown>, options?: RunOptions): Promise<RefreshOutcome>;
   /**
    * Starts a full rebuild of a chunked per-row view: takes the lock and a sequence and splits the
    * view's key space into ranges. Each range then runs through `runChunk` (anywhere), and
@@ -92,7 +88,7 @@ export interface RefreshEngine {
     view: ViewDefinition,
     run: { seq: number; token: string; startedAt: string; rows: number },
     options?: RunOptions,
-  ): Promise<RefreshOutcome>;
+  ): Promise<Done>;
   /** Records a chunked rebuild's failure and releases its lock. */
   failChunked(view: ViewDefinition, run: { token: string }, reason: string): Promise<void>;
 }

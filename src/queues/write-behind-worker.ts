@@ -1,0 +1,413 @@
+import { type Job, UnrecoverableError } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import { QUEUES, type WriteBehindJobData, type WriteBehindJobResult } from '../contract.ts';
+import { describeError, ViewkeeperError } from '../errors.ts';
+import type { Logger } from '../logging/create-logger.ts';
+import { type BatchEntry, type BatchOutcome, commitBatch, type JobOutcome } from '../sinks/commit-batch.ts';
+import type { SinkDefinition } from '../sinks/define-sink.ts';
+import { pruneLedger } from '../sinks/ledger.ts';
+import { createRefreshBacklog, type RefreshBacklog } from '../sinks/refresh-backlog.ts';
+import type { RefreshEngine } from '../views/refresh-engine.ts';
+import type { Registry } from '../views/registry.ts';
+import { createWorker } from './factories.ts';
+import { backoffMs, isTransient } from './transient.ts';
+import { parseWriteJob, sinksOf, type WriteRequest } from './write-behind-payload.ts';
+
+export interface WriteBehindWorkerOptions {
+  /** Queue Redis connection with `maxRetriesPerRequest: null`; owned by the caller. */
+  connection: Redis;
+  prefix: string;
+  /** Sinks (and the views they refresh). */
+  registry: Registry;
+  // biome-ignore lint/suspicious/noExplicitAny: sinks bring their own database types
+  db: Kysely<any>;
+  engine: RefreshEngine;
+  logger: Logger;
+  /** A batch is committed once it holds this many ops… @defaultValue 5000 */
+  maxBatchOps?: number;
+  /** …or this long after its first job arrived, whichever comes first. @defaultValue 20 */
+  batchWindowMs?: number;
+  /** Jobs fetched in parallel while the queue has more. @defaultValue 8 */
+  fetchers?: number;
+  /** Job lock lifetime, renewed while a job waits in a batch. @defaultValue 15000 */
+  lockDurationMs?: number;
+  /** Refreshes run at once after commits. @defaultValue 4 */
+  refreshConcurrency?: number;
+  /** Ledger rows older than this are deleted (hourly). @defaultValue 14 days */
+  retentionMs?: number;
+  /** A job whose batches keep failing transiently fails for good after this many starts. @defaultValue 25 */
+  maxStarts?: number;
+}
+
+export interface WriteBehindWorker {
+  /**
+   * Stops fetching, commits the open batch and completes its jobs, then waits (within `timeoutMs`)
+   * for running refreshes. Jobs it could not finish in time stay locked until their lock expires
+   * and then go to another daemon (their ops are not lost, and not applied twice). Idempotent.
+   */
+  close(timeoutMs: number): Promise<void>;
+}
+
+export const WRITE_BEHIND_DEFAULTS = {
+  maxBatchOps: 5000,
+  batchWindowMs: 20,
+  fetchers: 8,
+  lockDurationMs: 15_000,
+  refreshConcurrency: 4,
+  retentionMs: 14 * 24 * 3600 * 1000,
+  maxStarts: 25,
+} as const;
+
+type WriteJob = Job<WriteBehindJobData, WriteBehindJobResult>;
+
+interface Held {
+  job: WriteJob;
+  token: string;
+  request: WriteRequest;
+}
+
+/** The one-line reason a job with failed ops fails with. */
+function failedJobReason(outcome: JobOutcome): string {
+  const [first] = outcome.failed;
+  const more = outcome.failed.length > 1 ? ` (and ${outcome.failed.length - 1} more failed ops)` : '';
+  const committed = outcome.applied + outcome.duplicates;
+  return `${first!.reason}${more}; the job's other ${committed} ops were committed`;
+}
+
+/**
+ * Consumes the `write-behind` queue in batches: jobs are fetched by hand (a BullMQ worker without a
+ * processor), their ops validated, and the ops of many jobs committed in ONE Postgres transaction
+ * with the idempotency ledger; only then are the jobs completed, and the views the ops touched
+ * marked for refresh. Bad jobs fail at once with a one-line reason; an op rejected by the database
+ * fails its job after every other op committed; transient failures give the jobs back with backoff.
+ */
+export function createWriteBehindWorker(options: WriteBehindWorkerOptions): WriteBehindWorker {
+  const logger = options.logger.child({ component: 'write-behind' });
+  const maxBatchOps = options.maxBatchOps ?? WRITE_BEHIND_DEFAULTS.maxBatchOps;
+  const batchWindowMs = options.batchWindowMs ?? WRITE_BEHIND_DEFAULTS.batchWindowMs;
+  const fetchers = options.fetchers ?? WRITE_BEHIND_DEFAULTS.fetchers;
+  const lockDuration = options.lockDurationMs ?? WRITE_BEHIND_DEFAULTS.lockDurationMs;
+  const retentionMs = options.retentionMs ?? WRITE_BEHIND_DEFAULTS.retentionMs;
+  const maxStarts = options.maxStarts ?? WRITE_BEHIND_DEFAULTS.maxStarts;
+  const sinks = sinksOf(options.registry.others.values());
+  checkRefreshViews(sinks, options.registry);
+
+  const worker = createWorker<WriteBehindJobData, WriteBehindJobResult>(
+    QUEUES.writeBehind,
+    null,
+    options.connection,
+    options.prefix,
+    {
+      autorun: false,
+      lockDuration,
+      stalledInterval: Math.max(500, lockDuration / 2),
+      // A job is only "stalled" here when a daemon died holding it; several kills in a row must not
+      // push acknowledged writes to the failed set.
+      maxStalledCount: maxStarts,
+      // Longest a blocking fetch waits (seconds): bounds how long close() waits for the fetch loop.
+      drainDelay: 1,
+    },
+  );
+  worker.on('error', (error) => logger.warn({ reason: describeError(error) }, 'write-behind worker error'));
+
+  const backlog: RefreshBacklog = createRefreshBacklog({
+    redis: options.connection,
+    prefix: options.prefix,
+    views: (name) => options.registry.view(name),
+    engine: options.engine,
+    logger: options.logger,
+    concurrency: options.refreshConcurrency ?? WRITE_BEHIND_DEFAULTS.refreshConcurrency,
+  });
+
+  const held = new Map<string, Held>();
+  const pending = new Set<Promise<unknown>>();
+  let open: Held[] = [];
+  let openOps = 0;
+  let openSince = 0;
+  let stopping = false;
+  let fetching = true;
+  let tokens = 0;
+  let wakeCommitter: (() => void) | undefined;
+  let wakeFetcher: (() => void) | undefined;
+
+  const track = (promise: Promise<unknown>) => {
+    pending.add(promise);
+    promise.finally(() => pending.delete(promise));
+  };
+
+  /** Sleeps up to `ms`, or until `set(wake)`'s function is called. */
+  function nap(ms: number, set: (wake: (() => void) | undefined) => void): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        set(undefined);
+        resolve();
+      }
+      set(done);
+    });
+  }
+
+  function reject(job: WriteJob, token: string, reason: string): void {
+    logger.warn({ jobId: job.id, sink: job.name, reason }, 'rejected write-behind job');
+    track(
+      job
+        .moveToFailed(new UnrecoverableError(reason), token, false)
+        .catch((error) => logger.warn({ jobId: job.id, reason: describeError(error) }, 'could not fail job')),
+    );
+  }
+
+  function accept(job: WriteJob): void {
+    const token = job.token!;
+    if (job.attemptsStarted > maxStarts) {
+      reject(
+        job,
+        token,
+        `gave up after ${job.attemptsStarted} starts: its batches kept failing (see daemon logs)`,
+      );
+      return;
+    }
+    let request: WriteRequest;
+    try {
+      request = parseWriteJob(sinks, job);
+    } catch (error) {
+      reject(job, token, describeError(error));
+      return;
+    }
+    const entry: Held = { job, token, request };
+    held.set(job.id!, entry);
+    if (open.length === 0) openSince = Date.now();
+    open.push(entry);
+    openOps += request.ops.length;
+    if (open.length === 1 || openOps >= maxBatchOps) wakeCommitter?.();
+  }
+
+  const nextToken = () => `${worker.id}:${++tokens}`;
+
+  async function fetchLoop(): Promise<void> {
+    while (!stopping) {
+      if (openOps >= maxBatchOps) {
+        await nap(1000, (wake) => {
+          wakeFetcher = wake;
+        });
+        continue;
+      }
+      try {
+        const first = (await worker.getNextJob(nextToken(), { block: true })) as WriteJob | undefined;
+        if (!first) continue;
+        accept(first);
+        // While the queue has more, fetch in parallel (one round trip each, no multi-fetch in BullMQ).
+        while (!stopping && openOps < maxBatchOps) {
+          const burst = await Promise.all(
+            Array.from({ length: fetchers }, () => worker.getNextJob(nextToken(), { block: false })),
+          );
+          let empty = false;
+          for (const job of burst) {
+            if (job) accept(job as WriteJob);
+            else empty = true;
+          }
+          if (empty) break;
+        }
+      } catch (error) {
+        if (stopping) break;
+        logger.warn({ reason: describeError(error) }, 'fetching write-behind jobs failed, retrying');
+        await nap(1000, () => {});
+      }
+    }
+  }
+
+  async function commitLoop(): Promise<void> {
+    for (;;) {
+      if (open.length === 0) {
+        if (!fetching) return;
+        await nap(1000, (wake) => {
+          wakeCommitter = wake;
+        });
+        continue;
+      }
+      const due = openSince + batchWindowMs - Date.now();
+      if (!stopping && openOps < maxBatchOps && due > 0) {
+        await nap(due, (wake) => {
+          wakeCommitter = wake;
+        });
+        continue;
+      }
+      const batch = open;
+      open = [];
+      openOps = 0;
+      wakeFetcher?.();
+      try {
+        await processBatch(batch);
+      } catch (error) {
+        // Not expected (processBatch handles its failures); never let the loop die.
+        logger.error({ reason: describeError(error) }, 'write-behind batch crashed');
+      } finally {
+        for (const entry of batch) held.delete(entry.job.id!);
+      }
+    }
+  }
+
+  async function processBatch(batch: Held[]): Promise<void> {
+    const started = performance.now();
+    const entries: BatchEntry<Held>[] = batch.map((entry) => ({
+      job: entry,
+      sink: entry.request.sink,
+      ops: entry.request.ops,
+    }));
+    let outcome: BatchOutcome<Held> | undefined;
+    for (let attempt = 1; !outcome; attempt++) {
+      try {
+        outcome = await commitBatch(options.db, entries);
+      } catch (error) {
+        const reason = describeError(error);
+        if (isTransient(error) && attempt < 3 && !stopping) {
+          logger.warn({ jobs: batch.length, attempt, reason }, 'write-behind batch failed, retrying');
+          await new Promise((resolve) => setTimeout(resolve, backoffMs(attempt)));
+          continue;
+        }
+        // Give the jobs back: they come round again later (here or in another daemon).
+        logger.error({ jobs: batch.length, reason }, 'write-behind batch failed: jobs go back to the queue');
+        await Promise.all(
+          batch.map((entry) =>
+            entry.job
+              .moveToDelayed(Date.now() + backoffMs(entry.job.attemptsStarted), entry.token)
+              .catch((moveError) =>
+                logger.warn({ jobId: entry.job.id, reason: describeError(moveError) }, 'could not delay job'),
+              ),
+          ),
+        );
+        return;
+      }
+    }
+    const committedMs = Math.round(performance.now() - started);
+    for (const warning of outcome.warnings) logger.warn({ reason: warning }, 'refresh declaration problem');
+
+    // The refresh debt is recorded before the jobs complete: a crash in between redelivers the jobs,
+    // whose ops are then skipped by the ledger but still mark their views.
+    try {
+      await backlog.mark(outcome.refreshes);
+    } catch (error) {
+      logger.error(
+        { jobs: batch.length, reason: describeError(error) },
+        'could not record refreshes after commit: jobs left to redeliver',
+      );
+      return;
+    }
+    await Promise.all(
+      batch.map(async (entry) => {
+        const result = outcome.jobs.get(entry)!;
+        try {
+          if (result.failed.length > 0) {
+            const reason = failedJobReason(result);
+            logger.warn({ jobId: entry.job.id, sink: entry.job.name, reason }, 'write-behind op failed');
+            await entry.job.moveToFailed(new UnrecoverableError(reason), entry.token, false);
+          } else {
+            await entry.job.moveToCompleted(
+              { applied: result.applied, duplicates: result.duplicates },
+              entry.token,
+              false,
+            );
+          }
+        } catch (error) {
+          // Lock lost (this daemon stalled): the job is redelivered and its ops skipped by the ledger.
+          logger.warn(
+            { jobId: entry.job.id, reason: describeError(error) },
+            'could not finish write-behind job',
+          );
+        }
+      }),
+    );
+    logger.info(
+      {
+        jobs: batch.length,
+        ops: outcome.applied + outcome.duplicates + outcome.failed,
+        applied: outcome.applied,
+        duplicates: outcome.duplicates || undefined,
+        failed: outcome.failed || undefined,
+        refreshes: outcome.refreshes.length,
+        commitMs: committedMs,
+        ms: Math.round(performance.now() - started),
+      },
+      'write-behind batch committed',
+    );
+  }
+
+  const renew = setInterval(() => {
+    if (held.size === 0) return;
+    const entries = [...held.values()];
+    worker
+      .extendJobLocks(
+        entries.map((entry) => entry.job.id!),
+        entries.map((entry) => entry.token),
+        lockDuration,
+      )
+      .catch((error) => logger.warn({ reason: describeError(error) }, 'could not extend write-behind locks'));
+  }, lockDuration / 3);
+  renew.unref();
+
+  const prune = setInterval(() => {
+    pruneLedger(options.db, retentionMs)
+      .then((removed) => removed > 0 && logger.info({ removed }, 'pruned write-behind ledger'))
+      .catch((error) => logger.warn({ reason: describeError(error) }, 'could not prune write-behind ledger'));
+  }, 3600_000);
+  prune.unref();
+
+  worker
+    .startStalledCheckTimer()
+    .catch((error) => logger.warn({ reason: describeError(error) }, 'stalled check'));
+  backlog.start();
+  const fetched = fetchLoop().finally(() => {
+    fetching = false;
+    wakeCommitter?.();
+  });
+  const committed = commitLoop();
+
+  let closing: Promise<void> | undefined;
+  return {
+    close(timeoutMs) {
+      closing ??= (async () => {
+        const deadline = Date.now() + timeoutMs;
+        stopping = true;
+        wakeCommitter?.();
+        wakeFetcher?.();
+        let timer: NodeJS.Timeout | undefined;
+        const flushed = await Promise.race([
+          Promise.all([fetched, committed, ...pending]).then(() => true),
+          new Promise<false>((resolve) => {
+            timer = setTimeout(() => resolve(false), timeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (!flushed)
+          logger.warn({ timeoutMs, jobs: held.size }, 'write-behind batch not flushed at shutdown timeout');
+        clearInterval(renew);
+        clearInterval(prune);
+        await backlog.close(Math.max(0, deadline - Date.now()));
+        await Promise.race([worker.close(!flushed), new Promise((resolve) => setTimeout(resolve, 5000))]);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** A sink that refreshes a view the registry does not have is a definition error: stop start-up. */
+function checkRefreshViews(sinks: Map<string, SinkDefinition>, registry: Registry): void {
+  for (const sink of sinks.values()) {
+    for (const target of sink.refresh) {
+      const view = registry.view(target.view);
+      if (!view) {
+        throw new ViewkeeperError(
+          'E_SINK_DEFINITION',
+          `sink ${JSON.stringify(sink.name)} refreshes view ${JSON.stringify(target.view)}, which is not defined`,
+        );
+      }
+      if (target.kind !== 'full' && !view.params) {
+        throw new ViewkeeperError(
+          'E_SINK_DEFINITION',
+          `sink ${JSON.stringify(sink.name)} refreshes view ${JSON.stringify(target.view)} by params, but the view has no partial refresh: use 'full'`,
+        );
+      }
+    }
+  }
+}
