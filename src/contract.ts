@@ -19,6 +19,8 @@ export interface RefreshJobResult {
   /** Number of keys a partial refresh changed; null for a full rebuild. */
   keys: number | null;
   superseded: boolean;
+  /** True when no run was needed: a run that started after this request was enqueued already succeeded. */
+  covered?: boolean;
 }
 
 /** Published on `{prefix}:events` (pub/sub channel and capped stream) after every change. */

@@ -4,9 +4,11 @@ import { QUEUES, type RefreshJobData, type RefreshJobResult } from '../contract.
 import { describeError, isViewkeeperError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { parseScheduledJobId } from '../scheduler/scheduler.ts';
+import { refreshIdentity } from '../views/params.ts';
 import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
 import { CHUNK_QUEUE, type ChunkJobData, createChunkedRebuild } from './chunked-rebuild.ts';
+import { createCoverage } from './coverage.ts';
 import { createQueue, createWorker } from './factories.ts';
 import { jobResult } from './job-result.ts';
 import { parseRefreshJob } from './refresh-payload.ts';
@@ -50,6 +52,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
   const maxStarts = options.maxStarts ?? 25;
   const lockDuration = options.lockDurationMs ?? 15_000;
   const chunkQueue = createQueue(CHUNK_QUEUE, connection, prefix) as import('bullmq').Queue<ChunkJobData>;
+  const coverage = createCoverage(connection, prefix);
   const chunked = createChunkedRebuild({ engine, registry, redis: connection, chunkQueue, prefix, logger });
 
   async function delay(job: Job, token: string | undefined, ms: number): Promise<never> {
@@ -80,8 +83,23 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
       if (request.view.chunking && request.params === undefined) {
         return await chunked.parentStep(job, token, request.view, runOptions, (ms) => delay(job, token, ms));
       }
+      const identity = refreshIdentity(request.view.name, request.params);
+      const { covered, counter } = await coverage.check(identity, job.id);
+      if (covered) {
+        return {
+          view: request.view.name,
+          kind: request.params ? 'partial' : 'full',
+          rows: 0,
+          version: 0,
+          ms: 0,
+          keys: null,
+          superseded: false,
+          covered: true,
+        };
+      }
       const outcome = await engine.refresh(request.view, request.params, runOptions);
       if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
+      await coverage.markCovered(identity, counter);
       return jobResult(outcome);
     } catch (error) {
       if (CONTROL_ERRORS.some((type) => error instanceof type)) throw error;
