@@ -18,4 +18,4 @@ ENV NODE_ENV=production
 USER node
 
 # No HEALTHCHECK: the daemon has no HTTP server yet, so there is nothing cheap to probe.
-CMD ["node", "bin/viewkeeper.ts", "start"]
+CMD ["node", "--max-semi-space-size=4", "bin/viewkeeper.ts", "start"]

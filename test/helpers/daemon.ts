@@ -33,7 +33,7 @@ export interface DaemonProcess {
 
 /** Runs `viewkeeper start` as a real OS process with exactly `env` (plus PATH/HOME). */
 export function startDaemon(env: Record<string, string>): DaemonProcess {
-  const child = spawn(process.execPath, [CLI, 'start'], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=4', CLI, 'start'], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -33,7 +33,7 @@ const running: DaemonProcess[] = [];
 
 /** `viewkeeper start` as a child process with only `env` (plus PATH/HOME), like runCli. */
 function startDaemon(env: Record<string, string>): DaemonProcess {
-  const child = spawn(process.execPath, [CLI, 'start'], {
+  const child = spawn(process.execPath, ['--max-semi-space-size=4', CLI, 'start'], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -164,7 +164,7 @@ describe('docker-compose.yml', () => {
       .filter((step) => step !== undefined);
     expect(steps).toEqual(['migrate', 'seed', 'start']);
     expect(command).toMatch(/seed --if-empty/);
-    expect(command).toMatch(/exec\s+node\s+bin\/viewkeeper\.ts\s+start/);
+    expect(command).toMatch(/exec\s+node\s+(--max-semi-space-size=4\s+)bin\/viewkeeper\.ts\s+start/);
   });
 
   it('builds the daemon from the Dockerfile and gives graceful shutdown more than 30 s', () => {
@@ -202,7 +202,7 @@ describe('Dockerfile', () => {
     expect(all.filter((i) => i.keyword === 'USER').at(-1)?.args).toBe('node');
     expect(all.some((i) => i.keyword === 'ENV' && /NODE_ENV=production/.test(i.args))).toBe(true);
     expect(all.filter((i) => i.keyword === 'CMD').at(-1)?.args).toBe(
-      '["node", "bin/viewkeeper.ts", "start"]',
+      '["node", "--max-semi-space-size=4", "bin/viewkeeper.ts", "start"]',
     );
   });
 });
