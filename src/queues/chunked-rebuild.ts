@@ -59,17 +59,14 @@ export function createChunkedRebuild(options: ChunkedRebuildOptions) {
       const stateKey = chunkStateKey(prefix, job.id!);
       const state = await redis.hgetall(stateKey);
       if (!state.seq) {
-        const begun = await engine.beginChunked(view, runOptions);
-        if (begun.status === 'busy') return delay(begun.retryInMs);
-        if (begun.ranges.length <= 1) {
-          // One range is not worth the child jobs: run it here, same sequence and sweep.
-          const range = begun.ranges[0];
-          const rows = range
-            ? await engine.runChunk(view, { seq: begun.seq, token: begun.token, range }, runOptions)
-            : 0;
-          const outcome = await engine.finishChunked(view, { ...begun, rows }, runOptions);
+        // One range is not worth child jobs: rebuild the ordinary way.
+        if ((await engine.chunkRanges(view)).length <= 1) {
+          const outcome = await engine.refresh(view, undefined, runOptions);
+          if (outcome.status === 'busy') return delay(outcome.retryInMs);
           return jobResult(outcome);
         }
+        const begun = await engine.beginChunked(view, runOptions);
+        if (begun.status === 'busy') return delay(begun.retryInMs);
         await redis
           .multi()
           .hset(stateKey, {
@@ -108,7 +105,13 @@ export function createChunkedRebuild(options: ChunkedRebuildOptions) {
         .reduce((sum, [, value]) => sum + Number(value), 0);
       const outcome = await engine.finishChunked(
         view,
-        { seq: Number(state.seq), token: state.token!, startedAt: state.startedAt!, rows },
+        {
+          seq: Number(state.seq),
+          token: state.token!,
+          startedAt: state.startedAt!,
+          rows,
+          fields: state.fields ?? '',
+        },
         runOptions,
       );
       await redis.del(stateKey);
@@ -123,13 +126,14 @@ export function createChunkedRebuild(options: ChunkedRebuildOptions) {
         throw new UnrecoverableError(`malformed chunk job ${job.id} for view ${JSON.stringify(job.name)}`);
       }
       try {
-        const rows = await engine.runChunk(
+        const { rows, fields } = await engine.runChunk(
           view,
           { seq, token, range: { from, to } },
           { signal, trigger: 'chunk' },
         );
         // Per-range fields: a chunk that runs twice (its daemon died after writing) is counted once.
         await redis.hset(chunkStateKey(prefix, parent), `rows:${from}`, rows);
+        if (fields) await redis.hset(chunkStateKey(prefix, parent), 'fields', fields);
         await redis.hincrby(chunkStateKey(prefix, parent), 'done', 1);
         return rows;
       } catch (error) {

@@ -71,22 +71,28 @@ export interface RefreshEngine {
    * Runs one refresh of `view`: full when `params` is undefined, else partial (params already
    * validated). Never runs concurrently with another run of the same (view, params), anywhere.
    */
-  refresh(view: ViewDefinition, params?: Record<string, unknown>, options?: RunOptions): Promise<RefreshOutcome>;
+  refresh(
+    view: ViewDefinition,
+    params?: Record<string, unknown>,
+    options?: RunOptions,
+  ): Promise<RefreshOutcome>;
   /**
    * Starts a full rebuild of a chunked per-row view: takes the lock and a sequence and splits the
    * view's key space into ranges. Each range then runs through `runChunk` (anywhere), and
    * `finishChunked` sweeps orphans and bumps the version once, after every chunk succeeded.
    */
   beginChunked(view: ViewDefinition, options?: RunOptions): Promise<ChunkedRun | Busy>;
+  /** The key ranges a chunked rebuild of `view` would run now (no lock taken). */
+  chunkRanges(view: ViewDefinition): Promise<KeyRange[]>;
   /** Writes one key range of a chunked rebuild. Idempotent: a retried chunk rewrites the same rows. */
   runChunk(
     view: ViewDefinition,
     run: { seq: number; token: string; range: KeyRange },
     options?: RunOptions,
-  ): Promise<number>;
+  ): Promise<{ rows: number; fields: string }>;
   finishChunked(
     view: ViewDefinition,
-    run: { seq: number; token: string; startedAt: string; rows: number },
+    run: { seq: number; token: string; startedAt: string; rows: number; fields: string },
     options?: RunOptions,
   ): Promise<Done>;
   /** Records a chunked rebuild's failure and releases its lock. */
@@ -247,6 +253,24 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     }
   }
 
+  async function chunkRanges(view: ViewDefinition): Promise<KeyRange[]> {
+    const chunking = view.chunking;
+    if (!chunking) throw new ViewkeeperError('E_VIEW_DEFINITION', `view ${view.name} is not chunked`);
+    const { rows } = await sql<{ min: string | null; max: string | null }>`
+      select min(${sql.ref(chunking.column)})::text as min, max(${sql.ref(chunking.column)})::text as max
+      from ${sql.table(chunking.table)}`.execute(db);
+    const ranges: KeyRange[] = [];
+    const min = rows[0]?.min;
+    const max = rows[0]?.max;
+    if (min !== null && min !== undefined && max !== null && max !== undefined) {
+      const size = BigInt(chunking.size);
+      for (let from = BigInt(min); from <= BigInt(max); from += size) {
+        ranges.push({ from: from.toString(), to: (from + size).toString() });
+      }
+    }
+    return ranges;
+  }
+
   function keepLockAlive(identity: string, token: string, ttl: number): NodeJS.Timeout {
     const timer = setInterval(() => {
       scripts.run('vkExtendLock', [runKeys(prefix, identity).lock], [token, ttl]).catch(() => undefined);
@@ -321,24 +345,15 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
       const acquired = await acquire(view, identity, token, chunkedLockTtlMs, runOptions.ignoreWindow);
       if ('status' in acquired) return acquired;
       try {
-        const { rows } = await sql<{ min: string | null; max: string | null }>`
-          select min(${sql.ref(chunking.column)})::text as min, max(${sql.ref(chunking.column)})::text as max
-          from ${sql.table(chunking.table)}`.execute(db);
-        const ranges: KeyRange[] = [];
-        const min = rows[0]?.min;
-        const max = rows[0]?.max;
-        if (min !== null && min !== undefined && max !== null && max !== undefined) {
-          const size = BigInt(chunking.size);
-          for (let from = BigInt(min); from <= BigInt(max); from += size) {
-            ranges.push({ from: from.toString(), to: (from + size).toString() });
-          }
-        }
+        const ranges = await chunkRanges(view);
         return { status: 'started', seq: acquired.seq, token, startedAt: new Date().toISOString(), ranges };
       } catch (error) {
         await fail(view, identity, token, describeError(error));
         throw error;
       }
     },
+
+    chunkRanges,
 
     async runChunk(view, run, runOptions = {}) {
       const identity = refreshIdentity(view.name, undefined);
@@ -354,7 +369,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
         await recordRun(
           historyRow(view, 'chunk', run.seq, started, runOptions, { rows: summary.rows, error: null, chunk }),
         );
-        return summary.rows;
+        return { rows: summary.rows, fields: summary.fields ?? '' };
       } catch (error) {
         await writer.abort().catch(() => undefined);
         await recordRun(
@@ -371,7 +386,15 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     async finishChunked(view, run, runOptions = {}) {
       const identity = refreshIdentity(view.name, undefined);
       const startedAt = new Date(run.startedAt);
-      const writer = createWriter({ redis, scripts, prefix, view, scope: { kind: 'full' }, seq: run.seq });
+      const writer = createWriter({
+        redis,
+        scripts,
+        prefix,
+        view,
+        scope: { kind: 'full' },
+        seq: run.seq,
+        fields: run.fields,
+      });
       const summary = await writer.finish(); // nothing streamed: just the orphan sweep
       const ms = Date.now() - startedAt.getTime();
       const version = await finish(view, identity, run.token, 'full', ms, { ...summary, rows: run.rows });

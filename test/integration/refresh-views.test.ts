@@ -106,6 +106,33 @@ describe('full rebuild', () => {
     );
     for (const name of DEMO_VIEWS) await expectConverged(views[name]);
   });
+
+  it('replaces whole hashes when the field list of the view changes, in full and partial refreshes', async () => {
+    const wide = { ...views.user_stats, fields: ['post_count', 'total_upvotes', 'avg_upvotes'] };
+    const narrow = { ...views.user_stats, fields: ['post_count'] };
+    await full(wide);
+    expect(Object.keys(await ctx.redis.hgetall('user_stats:1')).sort()).toEqual([
+      'avg_upvotes',
+      'post_count',
+      'total_upvotes',
+    ]);
+    // A partial refresh with the new, narrower field list must not leave the old fields behind.
+    await engine.refresh(narrow, { user_id: '1' });
+    expect(Object.keys(await ctx.redis.hgetall('user_stats:1'))).toEqual(['post_count']);
+    await full(narrow);
+    expect(Object.keys(await ctx.redis.hgetall('user_stats:2'))).toEqual(['post_count']);
+    // Back to the wide list: full rebuild, then a partial refresh of a key.
+    await full(wide);
+    expect(Object.keys(await ctx.redis.hgetall('user_stats:2')).sort()).toEqual([
+      'avg_upvotes',
+      'post_count',
+      'total_upvotes',
+    ]);
+    await engine.refresh(narrow, { user_id: '3' });
+    expect(Object.keys(await ctx.redis.hgetall('user_stats:3'))).toEqual(['post_count']);
+    await full(views.user_stats);
+    await expectConverged(views.user_stats);
+  });
 });
 
 describe('partial refresh after direct database changes', () => {

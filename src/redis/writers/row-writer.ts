@@ -56,6 +56,13 @@ export function createRowWriter(ctx: WriterContext): ShapeWriter {
     return [column];
   }
 
+  /** The field list and ttl every row of this run was written with; '' for value views or when unknown. */
+  function fieldList(): string {
+    if (view.shape !== 'hash') return '';
+    // Matches the signature write-rows.lua compares: fields and ttl.
+    return columns.length > 0 ? `${columns.join(',')}|ttl=${view.ttl}` : (ctx.fields ?? '');
+  }
+
   function flush(): Promise<void> | undefined {
     if (batchCount === 0) return undefined;
     const args = [...header!, ...batch];
@@ -85,11 +92,11 @@ export function createRowWriter(ctx: WriterContext): ShapeWriter {
       const superseded = results.includes(-1);
       if (scope.kind === 'full') {
         if (!superseded) {
-          while ((await scripts.run<number>('vkSweepRows', scriptKeys, [seq, SWEEP_CHUNK])) > 0);
+          while ((await scripts.run<number>('vkSweepRows', scriptKeys, [seq, SWEEP_CHUNK, fieldList()])) > 0);
         }
-        return { rows, changedKeys: null, superseded };
+        return { rows, changedKeys: null, superseded, fields: fieldList() };
       }
-      if (scope.kind === 'chunk') return { rows, changedKeys: null, superseded };
+      if (scope.kind === 'chunk') return { rows, changedKeys: null, superseded, fields: fieldList() };
       // Keys the params name but the query no longer returns: their rows are gone.
       if (view.key.isCoveredBy(Object.keys(scope.params))) {
         const expected = view.key.fill(scope.params);

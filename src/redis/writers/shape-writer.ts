@@ -23,6 +23,11 @@ export interface WriterContext {
   batchRows?: number;
   /** Redis calls outstanding while the query streams. @defaultValue 8 */
   maxInFlight?: number;
+  /**
+   * `hash` views, finishing a chunked rebuild that streamed no rows itself: the field list its chunks
+   * wrote, recorded by the sweep.
+   */
+  fields?: string;
 }
 
 export interface WriteSummary {
@@ -32,6 +37,8 @@ export interface WriteSummary {
   changedKeys: string[] | null;
   /** True when a newer full rebuild had already superseded this run: nothing was written. */
   superseded: boolean;
+  /** `hash` views: the field list the rows were written with, comma-separated ('' when unknown). */
+  fields?: string;
 }
 
 /** Receives the query's rows as they stream and puts them into Redis for one view shape. */
