@@ -10,6 +10,8 @@ export type ViewShape = 'hash' | 'zset' | 'value' | 'json';
 /** Anything with Kysely's `.stream()`: a select query builder, or `sql\`…\`` wrapped by `db.selectFrom`. */
 export interface StreamableQuery<Row> {
   stream(options?: { chunkSize?: number; signal?: AbortSignal }): AsyncIterableIterator<Row>;
+  /** Used for partial refreshes (a few rows: one round trip instead of a cursor's three). */
+  execute?(): Promise<Row[]>;
 }
 
 type Row = Record<string, unknown>;

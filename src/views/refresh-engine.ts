@@ -247,7 +247,10 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const query = view.query(db, params, range);
-    for await (const raw of query.stream({ chunkSize, signal })) {
+    // A partial refresh selects a few rows: fetch them in one round trip. Everything else streams
+    // through a cursor so that no full result is ever held in memory.
+    const rows = params && query.execute ? await query.execute() : query.stream({ chunkSize, signal });
+    for await (const raw of rows) {
       const pending = writer.add(view.map ? view.map(raw) : raw);
       if (pending) await pending;
     }
