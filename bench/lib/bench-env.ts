@@ -1,0 +1,161 @@
+import { mkdtemp, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import pg from 'pg';
+import type { DbHandle } from '../../src/db/create-db.ts';
+import { migrate } from '../../src/db/migrate.ts';
+import { SEED_DEFAULTS, seedDemo } from '../../src/db/seed-demo.ts';
+
+// Where the refresh benches run: their own database, Redis db and prefix, and the demo data set.
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const PG_BASE = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432';
+export const DATABASE_URL = `${PG_BASE}/vk_bench`;
+export const REDIS_URL = 'redis://127.0.0.1:6379/7';
+export const PREFIX = 'vkbench';
+export const USERS = SEED_DEFAULTS.users;
+export const POSTS = USERS * SEED_DEFAULTS.postsPerUser;
+export const VOTES = POSTS * SEED_DEFAULTS.votesPerPost;
+export const BIG_ROWS = 1_000_000;
+/** trending reads the last 24 h of votes, and the seed spreads votes over 7 days from seeding time:
+ * an hour-old seed already has ~4 % fewer rows in that window. Older data is reseeded. */
+const MAX_SEED_AGE_MS = 3600_000;
+
+export const log = (line: string) => process.stderr.write(`${line}\n`);
+
+/**
+ * `viewkeeper migrate` on the bench database. The bench database is disposable: when its recorded
+ * migrations no longer match the folder (a migration was inserted before one already applied), it
+ * is dropped and created again rather than failing the bench.
+ */
+export async function migrateBenchDatabase(): Promise<void> {
+  try {
+    await migrate(DATABASE_URL);
+  } catch (error) {
+    if (!/corrupted migrations/.test(String((error as Error).message))) throw error;
+    log('vk_bench migrations are out of order with migrations/: dropping and recreating vk_bench');
+    const admin = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
+    await admin.connect();
+    try {
+      await admin.query('drop database if exists vk_bench with (force)');
+    } finally {
+      await admin.end();
+    }
+    await migrate(DATABASE_URL);
+  }
+}
+
+/**
+ * Seeds the demo tables with seedDemo defaults unless they already hold exactly those counts (and
+ * are fresh), and fills `bench_big` with BIG_ROWS rows unless it has them.
+ */
+export async function prepareDatabase(handle: DbHandle): Promise<{ seeded: boolean; trendingRows: number }> {
+  const { rows } = await sql<{ users: string; posts: string; votes: string; newest: Date | null }>`
+    select (select count(*) from users) as users, (select count(*) from posts) as posts,
+           (select count(*) from votes) as votes, (select max(created_at) from votes) as newest`.execute(
+    handle.db,
+  );
+  const counts = rows[0]!;
+  const fresh = counts.newest !== null && Date.now() - counts.newest.getTime() < MAX_SEED_AGE_MS;
+  let seeded = false;
+  if (
+    Number(counts.users) !== USERS ||
+    Number(counts.posts) !== POSTS ||
+    Number(counts.votes) !== VOTES ||
+    !fresh
+  ) {
+    log(`seeding vk_bench (${USERS} users, ${POSTS} posts, ${VOTES} votes)…`);
+    const result = await seedDemo(handle);
+    log(`  seeded in ${(result.ms / 1000).toFixed(1)} s`);
+    seeded = true;
+  }
+  await sql`create table if not exists bench_big (id bigint primary key, score double precision)`.execute(
+    handle.db,
+  );
+  const big = await sql<{ n: string }>`select count(*) as n from bench_big`.execute(handle.db);
+  if (Number(big.rows[0]!.n) !== BIG_ROWS) {
+    log(`filling bench_big with ${BIG_ROWS} rows…`);
+    await sql`truncate bench_big`.execute(handle.db);
+    await sql`insert into bench_big (id, score)
+              select i, (i * 7919 % 1000003) / 1000.0 from generate_series(1, ${BIG_ROWS}::bigint) as i`.execute(
+      handle.db,
+    );
+    await sql`analyze bench_big`.execute(handle.db);
+  }
+  // The state autovacuum reaches a minute after a bulk load (visibility map set: index-only scans),
+  // reached now so it does not change plans halfway through the bench. Cheap when already done.
+  await sql`vacuum (analyze) users, posts, votes, bench_big`.execute(handle.db);
+  const trending = await sql<{ n: string }>`
+    select count(distinct post_id) as n from votes where created_at > now() - interval '24 hours'`.execute(
+    handle.db,
+  );
+  return { seeded, trendingRows: Number(trending.rows[0]!.n) };
+}
+
+const BIG_VIEW = (library: string) => `import { defineView } from ${JSON.stringify(library)};
+
+// bench: a zset of 1,000,000 members, to measure the daemon's memory during a full rebuild.
+export default defineView()({
+  name: 'big',
+  shape: 'zset',
+  key: 'bench:big',
+  member: '{id}',
+  score: 'score',
+  query: (db) => db.selectFrom('bench_big').select(['id', 'score']),
+});
+`;
+
+/**
+ * The repo's view files plus `big`, in a temp folder, for VK_JOBS_DIR. Their `schedule` lines are
+ * dropped so cron ticks (trending every minute) cannot land inside a measurement; nothing else
+ * changes. node_modules is linked so their `kysely` import resolves to the same module as src's.
+ */
+export async function prepareJobsDir(root = ROOT): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'vkbench-jobs-'));
+  const library = path.join(root, 'src/index.ts');
+  await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+  for (const file of await readdir(path.join(ROOT, 'jobs'))) {
+    if (!file.endsWith('.ts')) continue;
+    const text = (await readFile(path.join(ROOT, 'jobs', file), 'utf8'))
+      .replaceAll("'../src/index.ts'", JSON.stringify(library))
+      .replace(/^\s*schedule:.*\n/m, '');
+    await writeFile(path.join(dir, file), text);
+  }
+  await writeFile(path.join(dir, 'big.ts'), BIG_VIEW(library));
+  return dir;
+}
+
+/** Keys the demo views and `big` write: view keys come from their templates, not the prefix. */
+const VIEW_KEY_PATTERNS = [
+  'user_stats:*',
+  'user:*',
+  'post_votes:*',
+  'trending:24h',
+  'trending_posts',
+  'bench:big',
+];
+
+/**
+ * Empties what the refresh benches own in Redis db 7: everything under `prefixes` and the view keys.
+ * Not FLUSHDB: bench/client.ts keeps its own keys (`vkbench_client_*`) in the same database.
+ */
+export async function clearBenchKeys(redis: Redis, prefixes: string[]): Promise<number> {
+  let removed = 0;
+  for (const pattern of [...prefixes.map((prefix) => `${prefix}:*`), ...VIEW_KEY_PATTERNS]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);
+      cursor = next;
+      if (keys.length > 0) removed += await redis.unlink(...keys);
+    } while (cursor !== '0');
+  }
+  return removed;
+}
+
+/** The SQL text of a Kysely select builder (what the view's query runs), for the baselines. */
+export function compiledSql(query: unknown): string {
+  return (query as { compile(): { sql: string } }).compile().sql;
+}

@@ -1,0 +1,550 @@
+// Full rebuilds, partial refreshes and daemon memory, against hand-written baselines in the same run.
+//
+// viewkeeper's daemon runs as a child process (`viewkeeper start`) and is driven through the refresh
+// queue; the caching guide's per-user loop (a) and a careful set-based script (b) run in this
+// process. Method and latest results: bench/README.md.
+//
+//   node bench/refresh.ts [--runs 3] [--loop-users 2000] [--only full,partials,same-key,memory]
+//                         [--concurrency N] [--daemon-root DIR] [--daemon-node-options '...']
+//
+// --concurrency sets VK_REFRESH_CONCURRENCY for the daemon, --daemon-node-options its NODE_OPTIONS;
+// --daemon-root runs the daemon (and the view files' library import) from another checkout, to A/B a
+// patched copy of src/.
+
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Queue, QueueEvents } from 'bullmq';
+import type { Redis } from 'ioredis';
+import pg from 'pg';
+import trendingView from '../jobs/trending.ts';
+import userStatsView from '../jobs/user-stats.ts';
+import { enqueueRefresh, refreshJobOptions } from '../src/client/refresh.ts';
+import { QUEUES, refreshDedupId } from '../src/contract.ts';
+import { createDb } from '../src/db/create-db.ts';
+import { createQueue, createQueueEvents } from '../src/queues/factories.ts';
+import { closeRedis, connectRedis, createRedis } from '../src/redis/connections.ts';
+import { runKeys, viewKeys } from '../src/redis/keys.ts';
+import {
+  BIG_ROWS,
+  clearBenchKeys,
+  compiledSql,
+  DATABASE_URL,
+  log,
+  migrateBenchDatabase,
+  POSTS,
+  PREFIX,
+  prepareDatabase,
+  prepareJobsDir,
+  REDIS_URL,
+  ROOT,
+  USERS,
+  VOTES,
+} from './lib/bench-env.ts';
+import { backendPids, startCpu } from './lib/cpu.ts';
+import { type DaemonProcess, readRss, sampleRss, startDaemon } from './lib/daemon-process.ts';
+import { printTable, sleep, summarize } from './lib/stats.ts';
+
+const { values: flags } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    'loop-users': { type: 'string', default: '2000' },
+    only: { type: 'string', default: 'full,partials,same-key,memory' },
+    concurrency: { type: 'string' },
+    'daemon-root': { type: 'string' },
+    'daemon-node-options': { type: 'string' },
+  },
+});
+const ONLY = new Set(flags.only!.split(','));
+const DAEMON_ROOT = path.resolve(flags['daemon-root'] ?? ROOT);
+const RUNS = Number(flags.runs);
+const LOOP_USERS = Number(flags['loop-users']);
+if (!Number.isInteger(RUNS) || RUNS < 1) throw new Error(`--runs ${flags.runs}: expected a whole number ≥ 1`);
+if (!Number.isInteger(LOOP_USERS) || LOOP_USERS < 1) {
+  throw new Error(`--loop-users ${flags['loop-users']}: expected a whole number ≥ 1`);
+}
+
+const PARTIALS = 20_000;
+const SAME_KEY_REQUESTS = 10_000;
+/** Expiry the hand-written baselines set (the demo views have no ttl: the engine does no EXPIRE). */
+const BASELINE_TTL = 3600;
+const JOB_TIMEOUT_MS = 120_000;
+
+const now = () => performance.now();
+
+// ---------------------------------------------------------------------------------------------
+// the hand-written baselines (bench process, one pg connection, one Redis connection)
+
+async function perUserLoop(
+  client: pg.Client,
+  redis: Redis,
+  partialSql: string,
+  users: number,
+): Promise<void> {
+  for (let id = 1; id <= users; id += 1) {
+    const { rows } = await client.query(partialSql, [String(id)]);
+    const row = rows[0];
+    if (!row) continue;
+    const key = `${PREFIX}:loop:user_stats:${id}`;
+    await redis.hset(key, {
+      post_count: row.post_count,
+      total_upvotes: row.total_upvotes,
+      avg_upvotes: row.avg_upvotes,
+    });
+    await redis.expire(key, BASELINE_TTL);
+  }
+}
+
+async function setBasedUserStats(client: pg.Client, redis: Redis, fullSql: string): Promise<number> {
+  const { rows } = await client.query(fullSql);
+  let pipeline = redis.pipeline();
+  let commands = 0;
+  const exec = async () => {
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error);
+    if (failed) throw failed[0];
+    pipeline = redis.pipeline();
+    commands = 0;
+  };
+  for (const row of rows) {
+    const key = `${PREFIX}:set:user_stats:${row.user_id}`;
+    pipeline.hset(key, {
+      post_count: row.post_count,
+      total_upvotes: row.total_upvotes,
+      avg_upvotes: row.avg_upvotes,
+    });
+    pipeline.expire(key, BASELINE_TTL);
+    commands += 2;
+    if (commands >= 1000) await exec();
+  }
+  if (commands > 0) await exec();
+  return rows.length;
+}
+
+async function setBasedTrending(client: pg.Client, redis: Redis, fullSql: string): Promise<number> {
+  const { rows } = await client.query(fullSql);
+  const temp = `${PREFIX}:set:trending:tmp`;
+  await redis.del(temp);
+  for (let i = 0; i < rows.length; i += 1000) {
+    const args: (string | number)[] = [];
+    for (const row of rows.slice(i, i + 1000)) args.push(row.score, row.post_id);
+    await redis.zadd(temp, ...args);
+  }
+  await redis.rename(temp, `${PREFIX}:set:trending:24h`);
+  return rows.length;
+}
+
+// ---------------------------------------------------------------------------------------------
+// viewkeeper through the queue
+
+interface Producer {
+  connection: Redis;
+  queue: Queue;
+  events: QueueEvents;
+  views: Redis;
+}
+
+/** Waits until the coalescing window of (view, params) is closed, so the next run starts at once. */
+async function windowClosed(views: Redis, view: string, params?: Record<string, unknown>): Promise<void> {
+  const key = runKeys(PREFIX, refreshDedupId(view, params)).window;
+  for (;;) {
+    const ttl = await views.pttl(key);
+    if (ttl <= 0) return;
+    await sleep(ttl + 5);
+  }
+}
+
+async function fullRebuild(
+  p: Producer,
+  daemon: DaemonProcess,
+  view: string,
+): Promise<{ ms: number; engineMs: number; rows: number }> {
+  const started = now();
+  const job = await enqueueRefresh(p.queue, view, undefined, { coalesce: false });
+  const result = await daemon.guard(job.waitUntilFinished(p.events, JOB_TIMEOUT_MS));
+  return { ms: now() - started, engineMs: result.ms, rows: result.rows };
+}
+
+const PENDING_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
+
+async function drained(p: Producer, daemon: DaemonProcess, pollMs = 10): Promise<void> {
+  for (;;) {
+    const counts = await daemon.guard(p.queue.getJobCounts(...PENDING_STATES));
+    if (Object.values(counts).every((n) => n === 0)) return;
+    await sleep(pollMs);
+  }
+}
+
+async function version(views: Redis, view: string): Promise<number> {
+  return Number((await views.hget(viewKeys(PREFIX, view).meta, 'version')) ?? 0);
+}
+
+async function partialThroughput(
+  p: Producer,
+  daemon: DaemonProcess,
+): Promise<{ ms: number; enqueueMs: number; runs: number }> {
+  const before = await version(p.views, 'user_stats');
+  const started = now();
+  for (let from = 1; from <= PARTIALS; from += 1000) {
+    const jobs = [];
+    for (let id = from; id < from + 1000 && id <= PARTIALS; id += 1) {
+      const params = { user_id: id };
+      jobs.push({ name: 'user_stats', data: { params }, opts: refreshJobOptions('user_stats', params) });
+    }
+    await p.queue.addBulk(jobs);
+  }
+  const enqueueMs = now() - started;
+  await drained(p, daemon);
+  const ms = now() - started;
+  return { ms, enqueueMs, runs: (await version(p.views, 'user_stats')) - before };
+}
+
+/** SAME_KEY_REQUESTS requests for user_stats user_id=1, in 50 bursts spread over ~1 s. */
+async function sameKeyBurst(
+  p: Producer,
+  daemon: DaemonProcess,
+): Promise<{ runs: number; enqueueMs: number }> {
+  const params = { user_id: 1 };
+  await windowClosed(p.views, 'user_stats', params);
+  await drained(p, daemon);
+  const before = await version(p.views, 'user_stats');
+  const bursts = 50;
+  const started = now();
+  for (let b = 0; b < bursts; b += 1) {
+    const due = started + (b * 1000) / bursts;
+    if (now() < due) await sleep(due - now());
+    await Promise.all(
+      Array.from({ length: SAME_KEY_REQUESTS / bursts }, () => enqueueRefresh(p.queue, 'user_stats', params)),
+    );
+  }
+  const enqueueMs = now() - started;
+  await drained(p, daemon, 20);
+  return { runs: (await version(p.views, 'user_stats')) - before, enqueueMs };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function connectProducer(): Promise<Producer> {
+  const connection = createRedis(REDIS_URL, { role: 'queue', name: `${PREFIX}:bench-queue` });
+  await connectRedis(connection, REDIS_URL, 'REDIS_URL');
+  const views = createRedis(REDIS_URL, { role: 'views', name: `${PREFIX}:bench-views` });
+  await connectRedis(views, REDIS_URL, 'REDIS_URL');
+  const queue = createQueue(QUEUES.refresh, connection, PREFIX);
+  const events = createQueueEvents(QUEUES.refresh, connection, PREFIX);
+  await events.waitUntilReady();
+  return { connection, queue, events, views };
+}
+
+async function closeProducer(p: Producer): Promise<void> {
+  await p.events.close().catch(() => undefined);
+  await p.queue.close().catch(() => undefined);
+  await closeRedis(p.views);
+  await closeRedis(p.connection);
+}
+
+const samples: Record<string, number[]> = {};
+function add(name: string, value: number): void {
+  samples[name] ??= [];
+  samples[name].push(value);
+}
+
+/** Runs `fn`, recording its wall time as `${name}_ms` and each process's CPU time beside it. */
+async function timed<T>(
+  name: string,
+  cpu: { nodePid: number; backends: () => Promise<number[]>; redis: Redis } | undefined,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const meter = cpu ? await startCpu(cpu.nodePid, cpu.backends, cpu.redis) : undefined;
+  const started = now();
+  const result = await fn();
+  add(`${name}_ms`, now() - started);
+  if (meter) {
+    const split = await meter.stop();
+    add(`${name}_cpu_node_ms`, split.node);
+    add(`${name}_cpu_postgres_ms`, split.postgres);
+    add(`${name}_cpu_redis_ms`, split.redis);
+    add(`${name}_cpu_bench_ms`, split.bench);
+  }
+  return result;
+}
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  log(`refresh bench: ${RUNS} runs, per-user loop on ${Math.min(LOOP_USERS, USERS)} users`);
+  await migrateBenchDatabase();
+  const handle = createDb(DATABASE_URL, { max: 2 });
+  const client = new pg.Client({ connectionString: DATABASE_URL, application_name: 'vkbench-baseline' });
+  const monitor = new pg.Client({ connectionString: DATABASE_URL, application_name: 'vkbench-monitor' });
+  let jobsDir: string | undefined;
+  let daemon: DaemonProcess | undefined;
+  let producer: Producer | undefined;
+  let data: { seeded: boolean; trendingRows: number };
+  try {
+    data = await prepareDatabase(handle);
+    await client.connect();
+    await monitor.connect();
+    const baselineBackend = (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!
+      .pid;
+    const partialSql = compiledSql(userStatsView.query(handle.db, { user_id: '1' }));
+    const userStatsSql = compiledSql(userStatsView.query(handle.db, undefined));
+    const trendingSql = compiledSql(trendingView.query(handle.db, undefined));
+
+    const flush = createRedis(REDIS_URL, { role: 'views', name: `${PREFIX}:bench-flush` });
+    await connectRedis(flush, REDIS_URL, 'REDIS_URL');
+    await clearBenchKeys(flush, [PREFIX]);
+    await closeRedis(flush);
+
+    jobsDir = await prepareJobsDir(DAEMON_ROOT);
+    const env: Record<string, string> = {
+      DATABASE_URL,
+      REDIS_URL,
+      VK_PREFIX: PREFIX,
+      LOG_LEVEL: 'warn',
+      VK_JOBS_DIR: jobsDir,
+    };
+    if (flags.concurrency) env.VK_REFRESH_CONCURRENCY = flags.concurrency;
+    if (flags['daemon-node-options']) env.NODE_OPTIONS = flags['daemon-node-options'];
+    daemon = startDaemon(env, DAEMON_ROOT);
+    producer = await connectProducer();
+    const p = producer;
+    const d = daemon;
+    const rssWhole = sampleRss(d.pid, 50);
+    const baselineCpu = { nodePid: process.pid, backends: async () => [baselineBackend], redis: p.views };
+    const daemonCpu = {
+      nodePid: d.pid,
+      backends: () => backendPids(monitor, 'viewkeeper-daemon'),
+      redis: p.views,
+    };
+
+    // Warm-up (not measured): daemon start-up, JIT, script loading, Postgres caches.
+    log('warm-up…');
+    await fullRebuild(p, d, 'user_stats');
+    await fullRebuild(p, d, 'trending');
+    await perUserLoop(client, p.views, partialSql, 200);
+    await setBasedUserStats(client, p.views, userStatsSql);
+    await setBasedTrending(client, p.views, trendingSql);
+
+    const loopUsers = Math.min(LOOP_USERS, USERS);
+    for (let run = 1; ONLY.has('full') && run <= RUNS; run += 1) {
+      log(`run ${run}/${RUNS}: full rebuilds`);
+      const started = now();
+      await perUserLoop(client, p.views, partialSql, loopUsers);
+      add('a_loop_ms', ((now() - started) * USERS) / loopUsers);
+
+      const usRows = await timed('b_user_stats', baselineCpu, () =>
+        setBasedUserStats(client, p.views, userStatsSql),
+      );
+      await windowClosed(p.views, 'user_stats');
+      const c = await timed('c_user_stats', daemonCpu, () => fullRebuild(p, d, 'user_stats'));
+      add('c_user_stats_engine_ms', c.engineMs);
+      if (c.rows !== usRows)
+        throw new Error(`user_stats: viewkeeper wrote ${c.rows} rows, baseline ${usRows}`);
+
+      const trRows = await timed('b_trending', baselineCpu, () =>
+        setBasedTrending(client, p.views, trendingSql),
+      );
+      await windowClosed(p.views, 'trending');
+      const ct = await timed('c_trending', daemonCpu, () => fullRebuild(p, d, 'trending'));
+      add('c_trending_engine_ms', ct.engineMs);
+      // both read "now() - 24 h", a few hundred ms apart: allow votes crossing the boundary
+      if (Math.abs(ct.rows - trRows) > trRows * 0.01) {
+        throw new Error(`trending: viewkeeper wrote ${ct.rows} rows, baseline ${trRows}`);
+      }
+    }
+
+    for (let run = 1; ONLY.has('partials') && run <= RUNS; run += 1) {
+      log(`run ${run}/${RUNS}: ${PARTIALS} partial refreshes`);
+      await sleep(1100); // the previous run's per-user coalescing windows
+      const r = await timed('partial', daemonCpu, () => partialThroughput(p, d));
+      add('partial_enqueue_ms', r.enqueueMs);
+      add('partial_keys_per_s', (PARTIALS * 1000) / samples.partial_ms!.at(-1)!);
+      add('partial_runs', r.runs);
+    }
+
+    for (let run = 1; ONLY.has('same-key') && run <= RUNS; run += 1) {
+      log(`run ${run}/${RUNS}: ${SAME_KEY_REQUESTS} requests for one key`);
+      const r = await sameKeyBurst(p, d);
+      add('same_key_runs', r.runs);
+      add('same_key_enqueue_ms', r.enqueueMs);
+    }
+    add('daemon_rss_peak_main_mb', rssWhole.stop().peak);
+
+    await d.stop();
+    await closeProducer(p);
+    producer = undefined;
+
+    if (ONLY.has('memory')) {
+      // Memory: a fresh daemon, full rebuilds of `big` (1M zset members).
+      log('memory: fresh daemon, full rebuilds of big (1M rows)');
+      daemon = startDaemon(env, DAEMON_ROOT);
+      producer = await connectProducer();
+      const m = producer;
+      const md = daemon;
+      // readiness: one cheap partial refresh through the queue
+      const ready = await enqueueRefresh(m.queue, 'user_stats', { user_id: 2 });
+      await md.guard(ready.waitUntilFinished(m.events, JOB_TIMEOUT_MS));
+      await sleep(500);
+      add('daemon_rss_idle_mb', readRss(md.pid).rss);
+      const bigCpu = { ...daemonCpu, nodePid: md.pid, redis: m.views };
+      for (let run = 1; run <= RUNS; run += 1) {
+        log(`run ${run}/${RUNS}: big`);
+        await windowClosed(m.views, 'big');
+        const sampler = sampleRss(md.pid, 50);
+        const r = await timed('big', bigCpu, () => fullRebuild(m, md, 'big'));
+        add('big_rss_peak_mb', sampler.stop().peak);
+        if (r.rows !== BIG_ROWS) throw new Error(`big: ${r.rows} rows, expected ${BIG_ROWS}`);
+      }
+      add('big_rss_hwm_mb', readRss(md.pid).hwm);
+      await md.stop();
+    }
+    daemon = undefined;
+  } finally {
+    if (producer) await closeProducer(producer);
+    if (daemon) await daemon.stop(5000);
+    await client.end().catch(() => undefined);
+    await monitor.end().catch(() => undefined);
+    await handle.close();
+    if (jobsDir) await rm(jobsDir, { recursive: true, force: true });
+  }
+  await report(startedAt, data);
+}
+
+function unitOf(name: string): string {
+  if (name.endsWith('_ms')) return 'ms';
+  if (name.endsWith('_mb')) return 'MB';
+  if (name.endsWith('_per_s')) return 'keys/s';
+  return 'runs';
+}
+
+async function report(startedAt: Date, data: { seeded: boolean; trendingRows: number }): Promise<void> {
+  const s = Object.fromEntries(
+    Object.entries(samples).map(([name, xs]) => [name, summarize(xs, unitOf(name))]),
+  );
+  const med = (name: string) => s[name]?.median ?? Number.NaN;
+  const loopUsers = Math.min(LOOP_USERS, USERS);
+  const ratios = {
+    c_over_b_user_stats: med('c_user_stats_ms') / med('b_user_stats_ms'),
+    c_over_b_trending: med('c_trending_ms') / med('b_trending_ms'),
+    a_over_c_user_stats: med('a_loop_ms') / med('c_user_stats_ms'),
+  };
+  // The same ratios per run (b and c of one run are seconds apart): less exposed to load drifting
+  // across the whole bench.
+  const paired = (top: string, bottom: string) => {
+    const xs = samples[top]?.map((value, i) => value / samples[bottom]![i]!) ?? [];
+    return xs.length > 0 ? summarize(xs, 'ratio').median : Number.NaN;
+  };
+  const pairedRatios = {
+    c_over_b_user_stats: paired('c_user_stats_ms', 'b_user_stats_ms'),
+    c_over_b_trending: paired('c_trending_ms', 'b_trending_ms'),
+    a_over_c_user_stats: paired('a_loop_ms', 'c_user_stats_ms'),
+  };
+  const checks = [
+    { name: 'c_over_b_user_stats', value: ratios.c_over_b_user_stats, target: 0.7, atMost: true },
+    { name: 'c_over_b_trending', value: ratios.c_over_b_trending, target: 0.7, atMost: true },
+    { name: 'a_over_c_user_stats', value: ratios.a_over_c_user_stats, target: 20, atMost: false },
+    { name: 'partial_keys_per_s (median)', value: med('partial_keys_per_s'), target: 5000, atMost: false },
+    { name: 'same_key_runs (worst run)', value: s.same_key_runs?.max ?? Number.NaN, target: 2, atMost: true },
+    {
+      name: 'big_rss_peak_mb (worst run)',
+      value: s.big_rss_peak_mb?.max ?? Number.NaN,
+      target: 200,
+      atMost: true,
+    },
+  ]
+    .map((check) => ({
+      ...check,
+      paired: (pairedRatios as Record<string, number>)[check.name] ?? Number.NaN,
+    }))
+    .filter((check) => !Number.isNaN(check.value))
+    .map((check) => ({
+      ...check,
+      met: check.atMost ? check.value <= check.target : check.value >= check.target,
+    }));
+
+  const labels: [string, string][] = [
+    ['a_loop_ms', `(a) per-user loop, 20k users (measured on first ${loopUsers}, ×${USERS / loopUsers})`],
+    ['b_user_stats_ms', '(b) user_stats: GROUP BY + HSET/EXPIRE pipelines of 1000'],
+    ['c_user_stats_ms', '(c) user_stats: viewkeeper full rebuild, enqueue → completed'],
+    ['c_user_stats_engine_ms', '    of which inside the engine (job result ms)'],
+    ['b_trending_ms', '(b) trending: GROUP BY + ZADD ×1000 + RENAME'],
+    ['c_trending_ms', '(c) trending: viewkeeper full rebuild, enqueue → completed'],
+    ['c_trending_engine_ms', '    of which inside the engine (job result ms)'],
+    ['partial_ms', `partials: ${PARTIALS} distinct user_stats, enqueue → drained`],
+    ['partial_enqueue_ms', '    of which addBulk (20 × 1000, awaited in turn)'],
+    ['partial_keys_per_s', 'partials: throughput'],
+    ['partial_runs', '    runs (version delta)'],
+    ['same_key_runs', `one key: ${SAME_KEY_REQUESTS} requests within ~1 s → runs`],
+    ['same_key_enqueue_ms', '    enqueue span'],
+    ['daemon_rss_peak_main_mb', 'daemon RSS peak over all of the above'],
+    ['daemon_rss_idle_mb', 'fresh daemon RSS, idle'],
+    ['big_ms', `big: full rebuild of ${BIG_ROWS} zset members, enqueue → completed`],
+    ['big_rss_peak_mb', '    daemon RSS peak (VmRSS every 50 ms)'],
+    ['big_rss_hwm_mb', '    daemon VmHWM after all runs'],
+  ];
+  const out: string[] = [];
+  out.push(
+    `refresh bench — ${startedAt.toISOString()} — medians of ${RUNS} runs (2-core shared machine: compare ratios)`,
+    `data: ${USERS} users, ${POSTS} posts, ${VOTES} votes; ${data.trendingRows} posts voted in the last 24 h${data.seeded ? ' (seeded now)' : ''}`,
+    '',
+    printTable(labels.filter(([name]) => s[name]).map(([name, label]) => [label, s[name]!])),
+    '',
+    'CPU time per process, medians (ms; partials: µs per key). node = the process doing the work',
+    '(the daemon for c/partials/big, this process for b); redis = the whole server.',
+  );
+  const cpuRows: [string, string, number][] = [
+    ['(b) user_stats', 'b_user_stats', 1],
+    ['(c) user_stats', 'c_user_stats', 1],
+    ['(b) trending', 'b_trending', 1],
+    ['(c) trending', 'c_trending', 1],
+    ['partials, per key', 'partial', 1000 / PARTIALS],
+    ['big', 'big', 1],
+  ];
+  out.push(
+    `  ${'work'.padEnd(18)}${['wall', 'node', 'postgres', 'redis', 'producer'].map((h) => h.padStart(10)).join('')}`,
+  );
+  for (const [label, name, scale] of cpuRows) {
+    if (!s[`${name}_ms`]) continue;
+    const cells = ['_ms', '_cpu_node_ms', '_cpu_postgres_ms', '_cpu_redis_ms', '_cpu_bench_ms'].map(
+      (suffix) => (med(`${name}${suffix}`) * scale).toFixed(0).padStart(10),
+    );
+    out.push(`  ${label.padEnd(18)}${cells.join('')}`);
+  }
+  out.push('', 'targets (ratios: of medians; "paired" = median of the per-run ratios)');
+  for (const check of checks) {
+    const off = check.met
+      ? ''
+      : ` — off by ${check.atMost ? `+${((check.value / check.target - 1) * 100).toFixed(0)} %` : `−${((1 - check.value / check.target) * 100).toFixed(0)} %`}`;
+    out.push(
+      `  ${check.name.padEnd(28)} ${check.value.toFixed(check.value < 10 ? 2 : 0).padStart(8)}   target ${check.atMost ? '≤' : '≥'} ${check.target}: ${check.met ? 'met' : 'NOT met'}${off}${Number.isNaN(check.paired) ? '' : `   (paired ${check.paired.toFixed(2)})`}`,
+    );
+  }
+  console.log(`\n${out.join('\n')}`);
+
+  const resultsDir = path.join(ROOT, 'bench/results');
+  await mkdir(resultsDir, { recursive: true });
+  const file = path.join(resultsDir, `refresh-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`);
+  const machine = {
+    cpus: os.cpus().length,
+    cpuModel: os.cpus()[0]?.model,
+    node: process.version,
+    platform: `${os.type()} ${os.release()}`,
+    loadavg: os.loadavg(),
+  };
+  const json = {
+    bench: 'refresh',
+    startedAt,
+    runs: RUNS,
+    loopUsers,
+    machine,
+    data: { users: USERS, posts: POSTS, votes: VOTES, ...data },
+    measurements: s,
+    ratios,
+    pairedRatios,
+    targets: checks,
+  };
+  await writeFile(file, `${JSON.stringify(json, null, 2)}\n`);
+  console.log(`\nwrote ${path.relative(ROOT, file)}`);
+}
+
+await main();
