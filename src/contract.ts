@@ -32,6 +32,56 @@ export interface ViewEvent {
   at: string;
 }
 
+/**
+ * Published on `{prefix}:events` (channel and stream) by the client's `invalidateTag()`. `version` is
+ * the tag's new version (monotonic; entries cached under an older one are no longer served).
+ */
+export interface TagEvent {
+  tag: string;
+  version: number;
+  at: string;
+}
+
+/**
+ * Published on the `{prefix}:events` channel only (not the stream) when a `cached()` entry is written
+ * or invalidated, so every process drops its in-process copy. `id` names the entry just written;
+ * absent when the entry was deleted.
+ */
+export interface CacheKeyEvent {
+  cacheKey: string;
+  id?: string;
+  at: string;
+}
+
+/** Every message on `{prefix}:events`. */
+export type InvalidationEvent = ViewEvent | TagEvent | CacheKeyEvent;
+
+/**
+ * Data of a write-behind job. The job's name is the sink's name; each op carries the producer's
+ * idempotency key `id` and exactly the sink's fields.
+ */
+export interface WriteBehindJobData {
+  ops: WriteOp[];
+}
+
+/** One write: `id` (idempotency key chosen by the producer) plus the sink's fields. */
+export interface WriteOp {
+  id: string;
+  [field: string]: unknown;
+}
+
+/** What a completed write-behind job returns (small: it lives in Redis with the job). */
+export interface WriteBehindJobResult {
+  /** Ops of the job written in this delivery. */
+  applied: number;
+  /** Ops already recorded in the ledger (a redelivery, or the same op id sent twice). */
+  duplicates: number;
+}
+
+/** Largest write-behind job data accepted (JSON bytes). */
+export const WRITE_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
+export const MAX_OP_ID_LENGTH = 200;
+
 export const REFRESH_PAYLOAD_LIMIT_BYTES = 64 * 1024;
 export const MAX_REASON_LENGTH = 200;
 

@@ -10,8 +10,12 @@ export type ErrorCode =
   | 'E_VIEW_UNKNOWN'
   | 'E_BAD_PARAMS'
   | 'E_BAD_PAYLOAD'
+  | 'E_SINK_DEFINITION'
+  | 'E_SINK_UNKNOWN'
   | 'E_TIMEOUT'
-  | 'E_JOB_FAILED';
+  | 'E_JOB_FAILED'
+  /** Redis did not answer in time, the client's circuit breaker is open, or the client is closed. */
+  | 'E_UNAVAILABLE';
 
 /**
  * Every error viewkeeper raises on purpose. `message` is one line that says what happened, with the

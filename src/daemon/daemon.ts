@@ -4,6 +4,7 @@ import { createDb } from '../db/create-db.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { createQueue } from '../queues/factories.ts';
 import { createRefreshWorker } from '../queues/refresh-worker.ts';
+import { createWriteBehindWorker } from '../queues/write-behind-worker.ts';
 import { closeRedis, connectRedis, createRedis, warnOnEvictionPolicy } from '../redis/connections.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
 import { createRefreshEngine } from '../views/refresh-engine.ts';
@@ -41,7 +42,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
         const db = createDb(config.databaseUrl, {
           applicationName: 'viewkeeper-daemon',
-          max: Math.max(4, config.refreshConcurrency + 2),
+          // refresh jobs + write-behind refreshes (2 × concurrency) + one write-behind commit + spare
+          max: Math.max(4, config.refreshConcurrency * 3 + 2),
         });
         releases.push('postgres pool', () => db.close());
         await db.ping();
@@ -55,7 +57,15 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await connectRedis(queue, config.queueRedisUrl, 'QUEUE_REDIS_URL');
         await warnOnEvictionPolicy(queue, logger);
 
-        const engine = createRefreshEngine({ db: db.db, redis: views, prefix: config.prefix, logger });
+        // Run locks share the job lock lifetime: a dead daemon's (view, params) is free again as soon as
+        // its jobs are (write-behind refreshes retry on a held lock).
+        const engine = createRefreshEngine({
+          db: db.db,
+          redis: views,
+          prefix: config.prefix,
+          logger,
+          lockTtlMs: config.jobLockMs,
+        });
         const worker = createRefreshWorker({
           connection: queue,
           prefix: config.prefix,
@@ -66,6 +76,19 @@ export function createDaemon(options: DaemonOptions): Daemon {
           logger,
         });
         releases.push('refresh worker', () => worker.close(shutdownTimeoutMs));
+
+        // Released before the refresh worker: stop() commits its open batch while everything is up.
+        const writeBehind = createWriteBehindWorker({
+          connection: queue,
+          prefix: config.prefix,
+          registry,
+          db: db.db,
+          engine,
+          lockDurationMs: config.jobLockMs,
+          refreshConcurrency: config.refreshConcurrency * 2,
+          logger,
+        });
+        releases.push('write-behind worker', () => writeBehind.close(shutdownTimeoutMs));
 
         const refreshQueue = createQueue(QUEUES.refresh, queue, config.prefix);
         releases.push('refresh queue', () => refreshQueue.close());
@@ -84,6 +107,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
           {
             prefix: config.prefix,
             views: [...registry.views.keys()],
+            sinks: [...registry.others.values()].filter((d) => d.kind === 'sink').map((d) => d.name),
             concurrency: config.refreshConcurrency,
           },
           'daemon started',

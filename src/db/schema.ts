@@ -48,6 +48,22 @@ export interface RefreshRunsTable {
   worker: string;
 }
 
+/** One applied write-behind op (migration 0003): a redelivered op finds its id here and is skipped. */
+export interface WriteLedgerTable {
+  sink: string;
+  op_id: string;
+  applied_at: Generated<Date>;
+}
+
+/** Per upserted key, the order of the op whose value it holds (latest wins across batches). */
+export interface WriteVersionsTable {
+  sink: string;
+  key: string;
+  ts: BigIntColumn;
+  seq: BigIntColumn;
+  applied_at: Generated<Date>;
+}
+
 /**
  * The typed shape of the database: the demo schema in `public`. viewkeeper's own tables live in the
  * `viewkeeper` schema and are added here as later migrations create them.
@@ -57,4 +73,6 @@ export interface Database {
   posts: PostsTable;
   votes: VotesTable;
   'viewkeeper.refresh_runs': RefreshRunsTable;
+  'viewkeeper.write_ledger': WriteLedgerTable;
+  'viewkeeper.write_versions': WriteVersionsTable;
 }

@@ -24,15 +24,18 @@ export interface WriteBehindWorkerOptions {
   db: Kysely<any>;
   engine: RefreshEngine;
   logger: Logger;
-  /** A batch is committed once it holds this many ops… @defaultValue 5000 */
+  /** A batch is committed once it holds this many ops… @defaultValue 20000 */
   maxBatchOps?: number;
   /** …or this long after its first job arrived, whichever comes first. @defaultValue 20 */
   batchWindowMs?: number;
   /** Jobs fetched in parallel while the queue has more. @defaultValue 8 */
   fetchers?: number;
-  /** Job lock lifetime, renewed while a job waits in a batch. @defaultValue 15000 */
+  /**
+   * Job lock lifetime, renewed while a job waits in a batch; also the lease of a claimed refresh.
+   * A dead daemon's jobs and refreshes are taken over after about this long. @defaultValue 15000
+   */
   lockDurationMs?: number;
-  /** Refreshes run at once after commits. @defaultValue 4 */
+  /** Refreshes run at once after commits (1 while batches come full). @defaultValue 8 */
   refreshConcurrency?: number;
   /** Ledger rows older than this are deleted (hourly). @defaultValue 14 days */
   retentionMs?: number;
@@ -50,11 +53,11 @@ export interface WriteBehindWorker {
 }
 
 export const WRITE_BEHIND_DEFAULTS = {
-  maxBatchOps: 5000,
+  maxBatchOps: 20_000,
   batchWindowMs: 20,
   fetchers: 8,
   lockDurationMs: 15_000,
-  refreshConcurrency: 4,
+  refreshConcurrency: 8,
   retentionMs: 14 * 24 * 3600 * 1000,
   maxStarts: 25,
 } as const;
@@ -118,6 +121,8 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
     engine: options.engine,
     logger: options.logger,
     concurrency: options.refreshConcurrency ?? WRITE_BEHIND_DEFAULTS.refreshConcurrency,
+    // A dead daemon's claimed refreshes are taken over about as soon as its jobs are.
+    leaseMs: lockDuration,
   });
 
   const held = new Map<string, Held>();
@@ -164,7 +169,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
       reject(
         job,
         token,
-        `gave up after ${job.attemptsStarted} starts: its batches kept failing (see daemon logs)`,
+        `gave up after ${job.attemptsStarted} deliveries: its batches kept failing or daemons died holding it (see daemon logs)`,
       );
       return;
     }
@@ -218,9 +223,12 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
   }
 
   async function commitLoop(): Promise<void> {
+    // The post-commit stage of one batch (mark refreshes, complete jobs: Redis) overlaps the commit of
+    // the next (Postgres); stages run one at a time, in batch order.
+    let finishing: Promise<void> = Promise.resolve();
     for (;;) {
       if (open.length === 0) {
-        if (!fetching) return;
+        if (!fetching) break;
         await nap(1000, (wake) => {
           wakeCommitter = wake;
         });
@@ -234,31 +242,46 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
         continue;
       }
       const batch = open;
+      // A batch that filled up before its window closed means the queue holds more: writes first.
+      backlog.throttle(openOps >= maxBatchOps);
       open = [];
       openOps = 0;
       wakeFetcher?.();
-      try {
-        await processBatch(batch);
-      } catch (error) {
-        // Not expected (processBatch handles its failures); never let the loop die.
-        logger.error({ reason: describeError(error) }, 'write-behind batch crashed');
-      } finally {
+      const release = () => {
         for (const entry of batch) held.delete(entry.job.id!);
+      };
+      try {
+        const started = performance.now();
+        const outcome = await commitStage(batch);
+        if (!outcome) {
+          release();
+          continue;
+        }
+        const committedMs = Math.round(performance.now() - started);
+        const previous = finishing;
+        finishing = previous
+          .then(() => finishStage(batch, outcome, started, committedMs))
+          .catch((error) => logger.error({ reason: describeError(error) }, 'write-behind batch crashed'))
+          .finally(release);
+      } catch (error) {
+        // Not expected (the stages handle their failures); never let the loop die.
+        logger.error({ reason: describeError(error) }, 'write-behind batch crashed');
+        release();
       }
     }
+    await finishing;
   }
 
-  async function processBatch(batch: Held[]): Promise<void> {
-    const started = performance.now();
+  /** Commits the batch (retrying transient failures); undefined when the jobs were given back. */
+  async function commitStage(batch: Held[]): Promise<BatchOutcome<Held> | undefined> {
     const entries: BatchEntry<Held>[] = batch.map((entry) => ({
       job: entry,
       sink: entry.request.sink,
       ops: entry.request.ops,
     }));
-    let outcome: BatchOutcome<Held> | undefined;
-    for (let attempt = 1; !outcome; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       try {
-        outcome = await commitBatch(options.db, entries);
+        return await commitBatch(options.db, entries);
       } catch (error) {
         const reason = describeError(error);
         if (isTransient(error) && attempt < 3 && !stopping) {
@@ -277,10 +300,17 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
               ),
           ),
         );
-        return;
+        return undefined;
       }
     }
-    const committedMs = Math.round(performance.now() - started);
+  }
+
+  async function finishStage(
+    batch: Held[],
+    outcome: BatchOutcome<Held>,
+    started: number,
+    committedMs: number,
+  ): Promise<void> {
     for (const warning of outcome.warnings) logger.warn({ reason: warning }, 'refresh declaration problem');
 
     // The refresh debt is recorded before the jobs complete: a crash in between redelivers the jobs,

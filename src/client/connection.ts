@@ -1,0 +1,152 @@
+import { Redis } from 'ioredis';
+import { endpointOf } from '../config/redact.ts';
+import { describeError, ViewkeeperError } from '../errors.ts';
+import { type Breaker, type BreakerState, createBreaker } from './breaker.ts';
+
+export interface FailFastOptions {
+  /** Shown in `CLIENT LIST`. */
+  name: string;
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+  /** Subscriber connections keep their offline queue (SUBSCRIBE is sent on every `ready`). */
+  subscriber?: boolean;
+}
+
+/** Reconnect quickly at first, then once a second: a restarted Redis is found within ~1 s. */
+function retryStrategy(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 5), 1000);
+}
+
+/**
+ * A connection that never makes a caller wait for a Redis that is gone: no offline queue (a command
+ * sent while disconnected fails at once), no per-request retries, and a `commandTimeout` for a Redis
+ * that is connected but does not answer. It reconnects in the background forever, so the breaker's
+ * probe finds it ready once Redis is back. Not yet connected (lazy).
+ */
+export function createFailFastRedis(url: string, options: FailFastOptions): Redis {
+  const redis = new Redis(url, {
+    connectionName: options.name,
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs,
+    retryStrategy,
+    // RESP2: the reply shapes the scripts expect.
+    protocol: 2,
+    ...(options.subscriber
+      ? { maxRetriesPerRequest: null, autoResubscribe: false }
+      : {
+          commandTimeout: options.commandTimeoutMs,
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 0,
+          autoResendUnfulfilledCommands: false,
+        }),
+  });
+  // Errors surface through commands; an 'error' with no listener would crash the process.
+  redis.on('error', () => {});
+  return redis;
+}
+
+/** One pending "next ready" per connection, shared by every caller waiting on it (no listener pile-up). */
+const nextReady = new WeakMap<Redis, Promise<void>>();
+
+function readyPromise(redis: Redis): Promise<void> {
+  let pending = nextReady.get(redis);
+  if (!pending) {
+    pending = new Promise<void>((resolve, reject) => {
+      const onReady = () => settle();
+      const onEnd = () => settle(new Error('connection is closed'));
+      const settle = (error?: Error) => {
+        redis.off('ready', onReady);
+        redis.off('end', onEnd);
+        nextReady.delete(redis);
+        if (error) reject(error);
+        else resolve();
+      };
+      redis.once('ready', onReady);
+      redis.once('end', onEnd);
+    });
+    pending.catch(() => {});
+    nextReady.set(redis, pending);
+  }
+  return pending;
+}
+
+/** Waits for `redis` to be ready, at most `timeoutMs`; starts connecting a lazy connection. */
+export async function waitReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  if (redis.status === 'end') throw new Error('connection is closed');
+  const ready = readyPromise(redis);
+  if (redis.status === 'wait') redis.connect().catch(() => {});
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      ready,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`not connected within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A Redis error reply (WRONGTYPE, NOSCRIPT, …): Redis is up, the command was wrong. */
+export function isReplyError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ReplyError';
+}
+
+export interface GuardOptions {
+  url: string;
+  commandTimeoutMs: number;
+  failureThreshold: number;
+  cooldownMs: number;
+  /** Called for every failure that counts against Redis availability. */
+  onFailure?: (error: unknown) => void;
+}
+
+export interface Guard {
+  /**
+   * Runs `fn` against Redis within the command timeout, or throws `E_UNAVAILABLE` — at once while the
+   * breaker is open. Error replies from Redis are rethrown as they are and do not trip the breaker.
+   */
+  run<T>(fn: (redis: Redis) => Promise<T>): Promise<T>;
+  breaker(): BreakerState;
+  /** Makes every later call throw `E_UNAVAILABLE` ("client is closed"). */
+  close(): void;
+}
+
+export function createGuard(redis: Redis, options: GuardOptions): Guard {
+  const breaker: Breaker = createBreaker(options);
+  const endpoint = endpointOf(options.url, 6379);
+  let closed = false;
+
+  function unavailable(reason: string, cause?: unknown): ViewkeeperError {
+    return new ViewkeeperError('E_UNAVAILABLE', `Redis at ${endpoint} is unavailable: ${reason}`, { cause });
+  }
+
+  return {
+    async run(fn) {
+      if (closed) throw new ViewkeeperError('E_UNAVAILABLE', 'the viewkeeper client is closed');
+      if (!breaker.allow()) {
+        throw unavailable(`circuit breaker open after ${options.failureThreshold} failures in a row`);
+      }
+      try {
+        if (redis.status !== 'ready') await waitReady(redis, options.commandTimeoutMs);
+        const result = await fn(redis);
+        breaker.success();
+        return result;
+      } catch (error) {
+        if (isReplyError(error)) {
+          breaker.success();
+          throw error;
+        }
+        breaker.failure();
+        options.onFailure?.(error);
+        throw unavailable(describeError(error), error);
+      }
+    },
+    breaker: () => breaker.state(),
+    close() {
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,98 @@
+import { ViewkeeperError } from '../errors.ts';
+
+/** How a view lives in Redis (the same four shapes as `defineView`). */
+export type ClientViewShape = 'hash' | 'value' | 'zset' | 'json';
+
+/**
+ * What the client needs to know about a view: its shape and key template. A `ViewDefinition` from
+ * `jobs/` fits as it is (its `key.source` is read), and so does a plain `{ shape, key }`.
+ */
+export interface ViewDescriptor {
+  shape: ClientViewShape;
+  /** `user_stats:{user_id}`, or a parsed template with the pattern as `source`. */
+  key: string | { readonly source: string };
+}
+
+export interface NamedViewDescriptor extends ViewDescriptor {
+  name: string;
+}
+
+export type ViewMap = Record<string, ViewDescriptor>;
+
+/** Names of the views in `V` whose shape can be `S`: `client.zset()` only accepts zset views. */
+export type ViewsOfShape<V extends ViewMap, S extends ClientViewShape> = {
+  [K in keyof V]: S extends V[K]['shape'] ? K : never;
+}[keyof V] &
+  string;
+
+/** Values that fill a key template's placeholders. */
+export type ViewParams = Record<string, string | number | bigint | boolean>;
+
+export interface ResolvedView {
+  name: string;
+  shape: ClientViewShape;
+  source: string;
+  placeholders: string[];
+  /** The Redis key for `params`; throws `E_BAD_PARAMS` when one is missing. */
+  keyFor(params: ViewParams | undefined): string;
+}
+
+const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+const SHAPES: ClientViewShape[] = ['hash', 'value', 'zset', 'json'];
+
+function resolveOne(name: string, descriptor: ViewDescriptor): ResolvedView {
+  const source = typeof descriptor?.key === 'string' ? descriptor.key : descriptor?.key?.source;
+  if (!SHAPES.includes(descriptor?.shape) || typeof source !== 'string' || source.length === 0) {
+    throw new ViewkeeperError(
+      'E_CONFIG',
+      `client view ${JSON.stringify(name)} needs { shape: ${SHAPES.join('|')}, key: 'template:{param}' }, got ${JSON.stringify(descriptor)}`,
+    );
+  }
+  const parts = source.split(PLACEHOLDER); // literal, name, literal, name, …, literal
+  const placeholders = [...source.matchAll(PLACEHOLDER)].map((match) => match[1]!);
+  const perRow = descriptor.shape === 'hash' || descriptor.shape === 'value';
+  if (perRow !== placeholders.length > 0) {
+    throw new ViewkeeperError(
+      'E_CONFIG',
+      `client view ${JSON.stringify(name)}: a ${descriptor.shape} view ${perRow ? 'needs a key template with a {param}' : 'lives at one fixed key'}, got ${JSON.stringify(source)}`,
+    );
+  }
+  return {
+    name,
+    shape: descriptor.shape,
+    source,
+    placeholders,
+    keyFor(params) {
+      let key = parts[0]!;
+      for (let i = 1; i < parts.length; i += 2) {
+        const value = params?.[parts[i]!];
+        if (value === undefined || value === null || value === '') {
+          throw new ViewkeeperError(
+            'E_BAD_PARAMS',
+            `view ${name} needs param ${JSON.stringify(parts[i])} for its key ${source}; got ${JSON.stringify(params ?? {}, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}`,
+          );
+        }
+        key += String(value) + parts[i + 1]!;
+      }
+      return key;
+    },
+  };
+}
+
+/** Validates the `views` option (a map by name, or a list of named definitions) once, at construction. */
+export function resolveViews(
+  views: ViewMap | readonly NamedViewDescriptor[] | undefined,
+): Map<string, ResolvedView> {
+  const out = new Map<string, ResolvedView>();
+  if (!views) return out;
+  const entries: [string, ViewDescriptor][] = Array.isArray(views)
+    ? views.map((view: NamedViewDescriptor) => [view?.name, view])
+    : Object.entries(views as ViewMap);
+  for (const [name, descriptor] of entries) {
+    if (typeof name !== 'string' || name.length === 0) {
+      throw new ViewkeeperError('E_CONFIG', `a client view has no name: ${JSON.stringify(descriptor)}`);
+    }
+    out.set(name, resolveOne(name, descriptor));
+  }
+  return out;
+}

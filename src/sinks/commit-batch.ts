@@ -1,0 +1,238 @@
+import { type Kysely, sql, type Transaction } from 'kysely';
+import { describeError } from '../errors.ts';
+import { isTransient } from '../queues/transient.ts';
+import { createSinkTools, type SinkTools } from './apply-helpers.ts';
+import type { SinkDefinition, SinkOp } from './define-sink.ts';
+import { recordOps } from './ledger.ts';
+import { compareOrder, orderOf } from './op-order.ts';
+
+// One batch = the ops of many jobs, written in ONE Postgres transaction together with their ledger
+// rows. An op that cannot be written (constraint violation, bad value, an exception in the sink's
+// apply) is found by splitting its chunk in halves under savepoints until it stands alone; it fails
+// with its reason and everything else commits.
+
+/** The ops of one job, validated, with an opaque handle the caller gets its outcome back by. */
+export interface BatchEntry<J> {
+  job: J;
+  sink: SinkDefinition;
+  /** In job order; each carries its order (see op-order.ts). */
+  ops: SinkOp[];
+}
+
+export interface JobOutcome {
+  applied: number;
+  duplicates: number;
+  /** Ops that failed at apply time, with a one-line reason each. */
+  failed: { id: string; reason: string }[];
+}
+
+/** A view to refresh after commit: whole (`params` undefined) or the keys `params` select. */
+export interface RefreshTargetRequest {
+  view: string;
+  params: Record<string, unknown> | undefined;
+  /** 0 = first: the target's position in the sink's `refresh` declaration. */
+  priority: number;
+}
+
+export interface BatchOutcome<J> {
+  jobs: Map<J, JobOutcome>;
+  /** Distinct (view, params) the committed ops (new or already applied) ask to refresh. */
+  refreshes: RefreshTargetRequest[];
+  /** Problems of refresh declarations (a lookup that threw): the view is refreshed whole instead. */
+  warnings: string[];
+  applied: number;
+  duplicates: number;
+  failed: number;
+  /** Savepoints rolled back while isolating failing ops. */
+  splits: number;
+}
+
+interface Item<J> {
+  op: SinkOp;
+  job: J;
+  /** Jobs that carried the same op id again in this batch: they share this op's fate. */
+  twins: J[];
+}
+
+/** pg errors carry a SQLSTATE and often a detail line naming the offending key. */
+function opFailure(error: unknown): string {
+  const { code, detail } = error as { code?: unknown; detail?: unknown };
+  let reason = describeError(error);
+  if (typeof detail === 'string' && detail) reason += `: ${detail.replace(/\s*\n\s*/g, ' ')}`;
+  if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) reason += ` (SQLSTATE ${code})`;
+  return reason.length > 400 ? `${reason.slice(0, 397)}...` : reason;
+}
+
+/**
+ * Writes `entries` in one transaction: ledger first (ops already recorded are skipped), then each
+ * sink's `apply` over its new ops in enqueue order, then the refresh lookups; commit. Throws only
+ * for transient failures (connection lost, deadlock, serialization): then nothing was committed and
+ * the whole batch may be retried.
+ */
+export async function commitBatch<J>(
+  // biome-ignore lint/suspicious/noExplicitAny: sinks bring their own database types
+  db: Kysely<any>,
+  entries: BatchEntry<J>[],
+): Promise<BatchOutcome<J>> {
+  const ordered = entries
+    .filter((entry) => entry.ops.length > 0)
+    .sort((a, b) => compareOrder(orderOf(a.ops[0]!)!, orderOf(b.ops[0]!)!));
+  const bySink = new Map<SinkDefinition, Item<J>[]>();
+  const firstSeen = new Map<string, Item<J>>();
+  for (const entry of ordered) {
+    let items = bySink.get(entry.sink);
+    if (!items) {
+      items = [];
+      bySink.set(entry.sink, items);
+    }
+    for (const op of entry.ops) {
+      const id = `${entry.sink.name}\u0000${op.id}`;
+      const seen = firstSeen.get(id);
+      if (seen) {
+        seen.twins.push(entry.job);
+        continue;
+      }
+      const item: Item<J> = { op, job: entry.job, twins: [] };
+      firstSeen.set(id, item);
+      items.push(item);
+    }
+  }
+
+  const outcome = (): BatchOutcome<J> => ({
+    jobs: new Map(entries.map((entry) => [entry.job, { applied: 0, duplicates: 0, failed: [] }])),
+    refreshes: [],
+    warnings: [],
+    applied: 0,
+    duplicates: 0,
+    failed: 0,
+    splits: 0,
+  });
+  let result = outcome();
+
+  await db.transaction().execute(async (trx) => {
+    result = outcome(); // a retried transaction starts from scratch
+    // Batch statements over thousands of keys cross jit_above_cost, and compiling them costs more
+    // than running them.
+    await sql`set local jit = off`.execute(trx);
+    let savepoints = 0;
+    const done = new Map<SinkDefinition, Item<J>[]>();
+    const tools = new Map<SinkDefinition, SinkTools>();
+
+    async function attempt(sink: SinkDefinition, items: Item<J>[]): Promise<void> {
+      const savepoint = sql.raw(`vk_batch_${++savepoints}`); // generated name, not input
+      await sql`savepoint ${savepoint}`.execute(trx);
+      let fresh: Set<string>;
+      try {
+        fresh = await recordOps(
+          trx,
+          sink.name,
+          items.map((item) => item.op.id),
+        );
+        const toApply = items.filter((item) => fresh.has(item.op.id)).map((item) => item.op);
+        if (toApply.length > 0) {
+          let bound = tools.get(sink);
+          if (!bound) {
+            bound = createSinkTools(trx, sink.name);
+            tools.set(sink, bound);
+          }
+          await sink.apply(trx, toApply, bound);
+        }
+        await sql`release savepoint ${savepoint}`.execute(trx);
+      } catch (error) {
+        if (isTransient(error)) throw error;
+        await sql`rollback to savepoint ${savepoint}`.execute(trx);
+        result.splits += 1;
+        if (items.length === 1) {
+          const item = items[0]!;
+          const reason = `op ${JSON.stringify(item.op.id)}: ${opFailure(error)}`;
+          for (const job of [item.job, ...item.twins])
+            result.jobs.get(job)!.failed.push({ id: item.op.id, reason });
+          result.failed += 1;
+          return;
+        }
+        const middle = Math.ceil(items.length / 2);
+        await attempt(sink, items.slice(0, middle));
+        await attempt(sink, items.slice(middle));
+        return;
+      }
+      let list = done.get(sink);
+      if (!list) {
+        list = [];
+        done.set(sink, list);
+      }
+      for (const item of items) {
+        const isNew = fresh.has(item.op.id);
+        result.jobs.get(item.job)![isNew ? 'applied' : 'duplicates'] += 1;
+        for (const twin of item.twins) result.jobs.get(twin)!.duplicates += 1;
+        result[isNew ? 'applied' : 'duplicates'] += 1;
+        result.duplicates += item.twins.length;
+        list.push(item);
+      }
+    }
+
+    for (const [sink, items] of bySink) await attempt(sink, items);
+    result.refreshes = await refreshTargets(trx, done, result.warnings, () =>
+      sql.raw(`vk_batch_${++savepoints}`),
+    );
+  });
+  return result;
+}
+
+/**
+ * The (view, params) to refresh for the ops that are in the database now — applied in this batch or
+ * before (a redelivery after a crash between commit and refresh must still refresh).
+ */
+async function refreshTargets<J>(
+  // biome-ignore lint/suspicious/noExplicitAny: any database type
+  trx: Transaction<any>,
+  done: Map<SinkDefinition, Item<J>[]>,
+  warnings: string[],
+  nextSavepoint: () => ReturnType<typeof sql.raw>,
+): Promise<RefreshTargetRequest[]> {
+  const targets = new Map<string, RefreshTargetRequest>();
+  let priority = 0;
+  const add = (view: string, params: Record<string, unknown> | undefined) => {
+    const id = `${view}\u0000${params === undefined ? '*' : JSON.stringify(params)}`;
+    const seen = targets.get(id);
+    if (!seen) targets.set(id, { view, params, priority });
+    else seen.priority = Math.min(seen.priority, priority);
+  };
+  for (const [sink, items] of done) {
+    if (items.length === 0) continue;
+    const ops = items.map((item) => item.op);
+    for (const [index, target] of sink.refresh.entries()) {
+      priority = index;
+      if (target.kind === 'full') {
+        add(target.view, undefined);
+        continue;
+      }
+      if (target.kind === 'params') {
+        for (const op of ops) {
+          let produced: ReturnType<typeof target.params>;
+          try {
+            produced = target.params(op);
+          } catch (error) {
+            warnings.push(`sink ${sink.name}: refresh.${target.view} threw: ${describeError(error)}`);
+            add(target.view, undefined);
+            break;
+          }
+          for (const params of Array.isArray(produced) ? produced : produced ? [produced] : [])
+            add(target.view, params);
+        }
+        continue;
+      }
+      const savepoint = nextSavepoint();
+      await sql`savepoint ${savepoint}`.execute(trx);
+      try {
+        for (const params of await target.lookup(trx, ops)) add(target.view, params);
+        await sql`release savepoint ${savepoint}`.execute(trx);
+      } catch (error) {
+        if (isTransient(error)) throw error;
+        await sql`rollback to savepoint ${savepoint}`.execute(trx);
+        warnings.push(`sink ${sink.name}: refresh.${target.view} lookup failed: ${describeError(error)}`);
+        add(target.view, undefined);
+      }
+    }
+  }
+  return [...targets.values()];
+}

@@ -1,0 +1,236 @@
+import { readFileSync } from 'node:fs';
+import type { Redis } from 'ioredis';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../logging/create-logger.ts';
+import { backoffMs } from '../queues/transient.ts';
+import type { ViewDefinition } from '../views/define-view.ts';
+import { validateParams } from '../views/params.ts';
+import type { RefreshEngine } from '../views/refresh-engine.ts';
+import type { RefreshTargetRequest } from './commit-batch.ts';
+
+// The refreshes write-behind owes, kept durably in the queue Redis until they ran: a sorted set of
+// (view, params) scored by priority level and due time. A batch marks its targets BEFORE its jobs
+// complete, so a daemon killed between commit and refresh leaves the debt behind for the next one;
+// marking an entry that is already there just keeps it (that is the coalescing: 500 votes on one
+// post = one refresh). Running entries are leased and released only if nobody marked them again
+// meanwhile, so a write committed while its view was refreshing is never missed. When refreshes
+// cannot keep up, the views a sink lists first are refreshed first.
+
+/** `{prefix}:sinks:refresh` — outside the queue's own `{prefix}:write-behind:*` key space. */
+export function refreshBacklogKey(prefix: string): string {
+  return `${prefix}:sinks:refresh`;
+}
+
+export interface RefreshBacklogOptions {
+  /** Queue Redis (persistent, noeviction); owned by the caller. */
+  redis: Redis;
+  prefix: string;
+  views: (name: string) => ViewDefinition | undefined;
+  engine: RefreshEngine;
+  logger: Logger;
+  /** Refreshes run at once. @defaultValue 8 */
+  concurrency?: number;
+  /** How long a claimed entry is ours before another daemon may take it. @defaultValue 15000 */
+  leaseMs?: number;
+  /** Longest sleep between looks at the backlog when idle. @defaultValue 250 */
+  pollMs?: number;
+}
+
+export interface RefreshBacklog {
+  /** Adds targets (params validated against each view) durably. Resolves when Redis has them. */
+  mark(targets: RefreshTargetRequest[]): Promise<void>;
+  /** Starts running due entries. */
+  start(): void;
+  /**
+   * While the write path is saturated, run one refresh at a time: commits go first, and the owed
+   * refreshes (durable, coalescing per key) catch up once the burst is over.
+   */
+  throttle(saturated: boolean): void;
+  /** Stops claiming and waits up to `timeoutMs` for running refreshes. Idempotent. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+export const BACKLOG_DEFAULTS = { concurrency: 8, leaseMs: 15_000, pollMs: 250 } as const;
+/** Priority levels (a sink's first 9 refresh targets get their own; the rest share the last). */
+const LEVELS = 10;
+const LEVEL = 1e13;
+
+const SCRIPTS = {
+  vkMarkRefreshes: { file: 'mark-refreshes.lua', keys: 1 },
+  vkClaimRefreshes: { file: 'claim-refreshes.lua', keys: 1 },
+  vkReleaseRefresh: { file: 'release-refresh.lua', keys: 1 },
+} as const;
+
+type ScriptCaller = (...args: (string | number)[]) => Promise<unknown>;
+
+function defineScripts(redis: Redis): Record<keyof typeof SCRIPTS, ScriptCaller> {
+  const commands = redis as unknown as Record<string, ScriptCaller>;
+  for (const [name, script] of Object.entries(SCRIPTS)) {
+    if (typeof commands[name] !== 'function') {
+      const lua = readFileSync(new URL(`./scripts/${script.file}`, import.meta.url), 'utf8');
+      redis.defineCommand(name, { numberOfKeys: script.keys, lua });
+    }
+  }
+  const call =
+    (name: keyof typeof SCRIPTS): ScriptCaller =>
+    (...args) =>
+      commands[name]!.call(redis, ...args);
+  return {
+    vkMarkRefreshes: call('vkMarkRefreshes'),
+    vkClaimRefreshes: call('vkClaimRefreshes'),
+    vkReleaseRefresh: call('vkReleaseRefresh'),
+  };
+}
+
+/** `[view, params]` with params in the view's declared order: one member per (view, params). */
+function memberOf(view: string, params: Record<string, unknown> | undefined): string {
+  return JSON.stringify([view, params ?? null]);
+}
+
+export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBacklog {
+  const { redis, engine } = options;
+  const key = refreshBacklogKey(options.prefix);
+  const logger = options.logger.child({ component: 'write-behind-refresh' });
+  const fullConcurrency = options.concurrency ?? BACKLOG_DEFAULTS.concurrency;
+  const leaseMs = options.leaseMs ?? BACKLOG_DEFAULTS.leaseMs;
+  const pollMs = options.pollMs ?? BACKLOG_DEFAULTS.pollMs;
+  const scripts = defineScripts(redis);
+  const failures = new Map<string, number>();
+  const running = new Set<Promise<void>>();
+  let concurrency = fullConcurrency;
+  let closed = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  let closing: Promise<void> | undefined;
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+  }
+
+  /** Moves a claimed entry to `at`, keeping its level (no-op if it was released meanwhile). */
+  async function reschedule(member: string, lease: string, at: number): Promise<void> {
+    const level = Math.floor(Number(lease) / LEVEL);
+    await redis.zadd(key, 'XX', level * LEVEL + at, member);
+  }
+
+  async function run(member: string, lease: string): Promise<void> {
+    let view: ViewDefinition | undefined;
+    let params: Record<string, unknown> | undefined;
+    try {
+      const [name, raw] = JSON.parse(member) as [string, Record<string, unknown> | null];
+      view = options.views(name);
+      params = raw ?? undefined;
+      if (!view) {
+        logger.warn({ view: name }, 'refresh owed to a view that no longer exists: dropped');
+        await scripts.vkReleaseRefresh(key, lease, member);
+        return;
+      }
+      const outcome = await engine.refresh(view, params, { trigger: 'write-behind' });
+      if (outcome.status === 'busy') {
+        await reschedule(member, lease, Date.now() + outcome.retryInMs);
+        return;
+      }
+      failures.delete(member);
+      await scripts.vkReleaseRefresh(key, lease, member);
+    } catch (error) {
+      const attempt = (failures.get(member) ?? 0) + 1;
+      failures.set(member, attempt);
+      const retryInMs = Math.min(60_000, backoffMs(attempt));
+      logger.warn(
+        { view: view?.name, params, attempt, retryInMs, reason: describeError(error) },
+        'refresh after write failed, will retry',
+      );
+      await reschedule(member, lease, Date.now() + retryInMs).catch(() => undefined);
+    }
+  }
+
+  async function main(): Promise<void> {
+    while (!closed) {
+      try {
+        if (running.size >= concurrency) {
+          await Promise.race(running);
+          continue;
+        }
+        const reply = (await scripts.vkClaimRefreshes(
+          key,
+          Date.now(),
+          leaseMs,
+          concurrency - running.size,
+          LEVELS,
+        )) as string[];
+        if (reply[0] === '') {
+          const dueIn = Number(reply[1]);
+          if (!closed) await sleep(dueIn < 0 ? pollMs : Math.max(1, Math.min(pollMs, dueIn)));
+          continue;
+        }
+        for (let i = 0; i < reply.length; i += 2) {
+          const task = run(reply[i]!, reply[i + 1]!).finally(() => running.delete(task));
+          running.add(task);
+        }
+      } catch (error) {
+        logger.warn({ reason: describeError(error) }, 'refresh backlog unavailable, retrying');
+        if (!closed) await sleep(1000);
+      }
+    }
+  }
+
+  return {
+    async mark(targets) {
+      const entries: (string | number)[] = [];
+      for (const target of targets) {
+        const view = options.views(target.view);
+        if (!view) {
+          logger.warn({ view: target.view }, 'sink refreshes a view that does not exist: skipped');
+          continue;
+        }
+        const level = Math.min(LEVELS - 1, Math.max(0, target.priority));
+        if (target.params === undefined) {
+          entries.push(level, memberOf(view.name, undefined));
+          continue;
+        }
+        try {
+          entries.push(level, memberOf(view.name, validateParams(view.name, view.params, target.params)));
+        } catch (error) {
+          // A sink whose refresh declaration produces bad params: refresh the whole view instead.
+          logger.warn(
+            { view: view.name, reason: describeError(error) },
+            'bad refresh params from sink: full refresh',
+          );
+          entries.push(level, memberOf(view.name, undefined));
+        }
+      }
+      const now = Date.now();
+      for (let start = 0; start < entries.length; start += 2000) {
+        await scripts.vkMarkRefreshes(key, now, ...entries.slice(start, start + 2000));
+      }
+      if (entries.length > 0) wake?.();
+    },
+    start() {
+      loop ??= main();
+    },
+    throttle(saturated) {
+      concurrency = saturated ? 1 : fullConcurrency;
+    },
+    close(timeoutMs) {
+      closing ??= (async () => {
+        closed = true;
+        wake?.();
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, timeoutMs);
+        });
+        await Promise.race([Promise.all([loop, ...running]), timeout]);
+        clearTimeout(timer);
+      })();
+      return closing;
+    },
+  };
+}
