@@ -9,7 +9,13 @@ import { eventsKey, runKeys, viewKeys } from '../redis/keys.ts';
 import { loadScripts, type Scripts } from '../redis/scripts.ts';
 import { createJsonWriter } from '../redis/writers/json-writer.ts';
 import { createRowWriter } from '../redis/writers/row-writer.ts';
-import type { RunScope, ShapeWriter, WriterContext, WriteSummary } from '../redis/writers/shape-writer.ts';
+import type {
+  Row,
+  RunScope,
+  ShapeWriter,
+  WriterContext,
+  WriteSummary,
+} from '../redis/writers/shape-writer.ts';
 import { createZsetWriter } from '../redis/writers/zset-writer.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import { refreshIdentity } from './params.ts';
@@ -97,6 +103,30 @@ export interface RefreshEngine {
   ): Promise<Done>;
   /** Records a chunked rebuild's failure and releases its lock. */
   failChunked(view: ViewDefinition, run: { token: string }, reason: string): Promise<void>;
+}
+
+/**
+ * A key range is read in at least PIECES pieces (the next piece's query overlaps the current one's
+ * writes; 4 measured best for user_stats, bench/README.md) of at most MAX_PIECE_KEYS keys each (the
+ * most rows one piece can hold in memory).
+ */
+const PIECES = 4;
+const MAX_PIECE_KEYS = 20_000n;
+
+/** Cuts [from, to) into at most `count` contiguous, non-empty ranges of (nearly) equal width. */
+export function splitRange(range: KeyRange, count: number): KeyRange[] {
+  const from = BigInt(range.from);
+  const width = BigInt(range.to) - from;
+  if (width <= 0n || count < 1) return [];
+  const n = BigInt(count) > width ? width : BigInt(count);
+  const pieces: KeyRange[] = [];
+  for (let i = 0n; i < n; i++) {
+    pieces.push({
+      from: (from + (width * i) / n).toString(),
+      to: (from + (width * (i + 1n)) / n).toString(),
+    });
+  }
+  return pieces;
 }
 
 /** How often a request that found its (view, params) running checks again. */
@@ -238,7 +268,14 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
       .catch(() => undefined);
   }
 
-  /** Streams `view`'s query (narrowed by params or a key range) into `writer`. */
+  /**
+   * Feeds `view`'s query (narrowed by params or a key range) into `writer`. A partial refresh selects
+   * a few rows: one round trip. A view with key ranges (`chunking`) is read piece by piece, the query
+   * for the next piece running while the rows of the current one are written: aggregate plans send
+   * no row before the whole aggregate is built, so a single query leaves Redis idle until Postgres is
+   * done and Postgres idle while Redis writes. Anything else streams through a cursor. No path holds
+   * more than one piece (a range's width / PIECES) of rows.
+   */
   async function stream(
     view: ViewDefinition,
     writer: ShapeWriter,
@@ -246,32 +283,50 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     range: KeyRange | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void> {
+    const write = async (rows: Iterable<Row> | AsyncIterable<Row>) => {
+      for await (const raw of rows) {
+        const pending = writer.add(view.map ? view.map(raw) : raw);
+        if (pending) await pending;
+      }
+    };
     const query = view.query(db, params, range);
-    // A partial refresh selects a few rows: fetch them in one round trip. Everything else streams
-    // through a cursor so that no full result is ever held in memory.
-    const rows = params && query.execute ? await query.execute() : query.stream({ chunkSize, signal });
-    for await (const raw of rows) {
-      const pending = writer.add(view.map ? view.map(raw) : raw);
-      if (pending) await pending;
+    if (params && query.execute) return write(await query.execute());
+    if (params || !view.chunking || !query.execute) return write(query.stream({ chunkSize, signal }));
+
+    const span = range ?? (await spanOf(view));
+    const width = BigInt(span.to) - BigInt(span.from);
+    const pieces = splitRange(span, Math.max(PIECES, Number((width + MAX_PIECE_KEYS - 1n) / MAX_PIECE_KEYS)));
+    const fetchPiece = (piece: KeyRange) => {
+      const rows = view.query(db, undefined, piece).execute!();
+      rows.catch(() => undefined); // awaited below; until then a rejection must not count as unhandled
+      return rows;
+    };
+    let next = pieces.length > 0 ? fetchPiece(pieces[0]!) : undefined;
+    for (let i = 0; next; i++) {
+      const rows = await next;
+      next = i + 1 < pieces.length ? fetchPiece(pieces[i + 1]!) : undefined;
+      if (signal?.aborted) throw signal.reason ?? new Error('aborted');
+      await write(rows);
     }
   }
 
-  async function chunkRanges(view: ViewDefinition): Promise<KeyRange[]> {
-    const chunking = view.chunking;
-    if (!chunking) throw new ViewkeeperError('E_VIEW_DEFINITION', `view ${view.name} is not chunked`);
+  /** min..max+1 of a chunked view's key column (an empty range when the table is empty). */
+  async function spanOf(view: ViewDefinition): Promise<KeyRange> {
+    const chunking = view.chunking!;
     const { rows } = await sql<{ min: string | null; max: string | null }>`
       select min(${sql.ref(chunking.column)})::text as min, max(${sql.ref(chunking.column)})::text as max
       from ${sql.table(chunking.table)}`.execute(db);
-    const ranges: KeyRange[] = [];
     const min = rows[0]?.min;
     const max = rows[0]?.max;
-    if (min !== null && min !== undefined && max !== null && max !== undefined) {
-      const size = BigInt(chunking.size);
-      for (let from = BigInt(min); from <= BigInt(max); from += size) {
-        ranges.push({ from: from.toString(), to: (from + size).toString() });
-      }
-    }
-    return ranges;
+    if (min == null || max == null) return { from: '0', to: '0' };
+    return { from: min, to: (BigInt(max) + 1n).toString() };
+  }
+
+  async function chunkRanges(view: ViewDefinition): Promise<KeyRange[]> {
+    if (!view.chunking) throw new ViewkeeperError('E_VIEW_DEFINITION', `view ${view.name} is not chunked`);
+    const span = await spanOf(view);
+    const width = BigInt(span.to) - BigInt(span.from);
+    return splitRange(span, Number((width + BigInt(view.chunking.size) - 1n) / BigInt(view.chunking.size)));
   }
 
   function keepLockAlive(identity: string, token: string, ttl: number): NodeJS.Timeout {
