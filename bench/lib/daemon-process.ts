@@ -26,7 +26,8 @@ export interface DaemonProcess {
 export function startDaemon(
   env: Record<string, string>,
   root = ROOT,
-  nodeFlags: string[] = [],
+  // The flags the shipped entry points use (bin/viewkeeper.ts shebang, Dockerfile, compose).
+  nodeFlags: string[] = ['--max-semi-space-size=4'],
 ): DaemonProcess {
   const child = spawn(process.execPath, [...nodeFlags, path.join(root, 'bin/viewkeeper.ts'), 'start'], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
