@@ -1,6 +1,6 @@
 import { MAX_OP_ID_LENGTH } from '../contract.ts';
 import { ViewkeeperError } from '../errors.ts';
-import { show } from '../views/params.ts';
+import { isInt32, show, toInt64String, UUID } from '../wire-values.ts';
 
 // Op fields: what a sink declares, and the validation every op goes through — in the client before
 // it is enqueued and again in the daemon, since other-language producers skip the client.
@@ -66,9 +66,6 @@ export const DEFAULT_TEXT_MAX = 10_000;
 export const RESERVED_FIELDS = ['id', 'at'] as const;
 const FIELD_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
-const INT64_MAX = 9223372036854775807n;
-const INT64_MIN = -9223372036854775808n;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$/;
 
 const EXPECTED: Record<FieldType, string> = {
@@ -125,21 +122,10 @@ export function resolveFields(sink: string, fields: unknown): ResolvedField[] {
 /** The field's value after coercion, or undefined when it does not fit the type. */
 function coerce(field: ResolvedField, value: unknown): unknown {
   switch (field.type) {
-    case 'bigint': {
-      let text: string | undefined;
-      if (typeof value === 'number' && Number.isSafeInteger(value)) text = String(value);
-      else if (typeof value === 'string' && /^-?\d{1,19}$/.test(value)) text = value;
-      if (text === undefined) return undefined;
-      const big = BigInt(text);
-      return big >= INT64_MIN && big <= INT64_MAX ? big.toString() : undefined;
-    }
+    case 'bigint':
+      return toInt64String(value);
     case 'integer':
-      return typeof value === 'number' &&
-        Number.isInteger(value) &&
-        value >= -2147483648 &&
-        value <= 2147483647
-        ? value
-        : undefined;
+      return isInt32(value) ? value : undefined;
     case 'number':
       return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
     case 'text':

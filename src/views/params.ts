@@ -1,4 +1,5 @@
 import { ViewkeeperError } from '../errors.ts';
+import { isInt32, show, toInt64String, UUID } from '../wire-values.ts';
 
 /** The types a partial-refresh parameter can have. Values are validated before any SQL runs. */
 export type ParamType = 'bigint' | 'integer' | 'text' | 'uuid' | 'boolean';
@@ -18,37 +19,17 @@ interface ParamTypeMap {
 /** The validated values a view's query receives for a partial refresh. */
 export type ParamValues<P extends ParamSpec> = { [K in keyof P]: ParamTypeMap[P[K]] };
 
-const INT64_MAX = 9223372036854775807n;
-const INT64_MIN = -9223372036854775808n;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const MAX_TEXT_PARAM = 1024;
 
-/** JSON-ish rendering of a bad value for error messages, bounded in length. */
-export function show(value: unknown): string {
-  let text: string;
-  try {
-    text = value === undefined ? 'undefined' : (JSON.stringify(value) ?? String(value));
-  } catch {
-    text = String(value);
-  }
-  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
-}
+export { show };
 
 function coerce(type: ParamType, value: unknown): ParamTypeMap[ParamType] | undefined {
   switch (type) {
-    case 'bigint': {
-      let text: string | undefined;
-      if (typeof value === 'number' && Number.isSafeInteger(value)) text = String(value);
-      else if (typeof value === 'string' && /^-?\d{1,19}$/.test(value)) text = value;
-      if (text === undefined) return undefined;
-      const big = BigInt(text);
-      return big >= INT64_MIN && big <= INT64_MAX ? big.toString() : undefined;
-    }
+    case 'bigint':
+      return toInt64String(value);
     case 'integer': {
       const n = typeof value === 'string' && /^-?\d{1,10}$/.test(value) ? Number(value) : value;
-      return typeof n === 'number' && Number.isInteger(n) && n >= -2147483648 && n <= 2147483647
-        ? n
-        : undefined;
+      return isInt32(n) ? n : undefined;
     }
     case 'text':
       return typeof value === 'string' && value.length <= MAX_TEXT_PARAM && !value.includes('\u0000')

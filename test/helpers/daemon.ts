@@ -25,8 +25,10 @@ export interface DaemonProcess {
   child: ChildProcess;
   /** Everything written to stdout and stderr so far. */
   output(): string;
-  /** Resolves once the output matches `pattern`; rejects after `timeoutMs`. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>;
+  /** Settles when the process has exited (and its output streams closed); `at` is Date.now() then. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
+  /** Resolves once the output contains `pattern`; rejects if the process exits first or after `timeoutMs`. */
+  waitFor(pattern: RegExp | string, timeoutMs?: number): Promise<void>;
   /** Sends `signal` and resolves with the exit code (null when killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
@@ -44,23 +46,31 @@ export function startDaemon(env: Record<string, string>): DaemonProcess {
   child.stderr!.on('data', (chunk) => {
     output += chunk;
   });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolve) =>
+    child.on('close', (code, signal) => {
+      done = true;
+      resolve({ code, signal, at: Date.now() });
+    }),
+  );
+  const matches = (pattern: RegExp | string) =>
+    typeof pattern === 'string' ? output.includes(pattern) : pattern.test(output);
   return {
     child,
     output: () => output,
+    exited,
     async waitFor(pattern, timeoutMs = 15_000) {
       const deadline = Date.now() + timeoutMs;
-      while (!pattern.test(output)) {
-        if (child.exitCode !== null)
-          throw new Error(`daemon exited (${child.exitCode}) before ${pattern}: ${output}`);
+      while (!matches(pattern)) {
+        if (done) throw new Error(`daemon exited before printing ${pattern}:\n${output}`);
         if (Date.now() > deadline)
-          throw new Error(`daemon did not log ${pattern} within ${timeoutMs} ms: ${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
+          throw new Error(`daemon did not print ${pattern} within ${timeoutMs} ms:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
       }
     },
     async stop(signal = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      if (!done && child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return (await exited).code;
     },
   };
 }

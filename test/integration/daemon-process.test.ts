@@ -1,4 +1,3 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,8 +10,9 @@ import { seedDemo } from '../../src/db/seed-demo.ts';
 import { createQueue } from '../../src/queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
 import { viewKeys } from '../../src/redis/keys.ts';
-import { CLI, runCli } from '../helpers/cli.ts';
+import { runCli } from '../helpers/cli.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
+import { type DaemonProcess, startDaemon as launchDaemon } from '../helpers/daemon.ts';
 
 // The daemon and the CLI as real processes: refresh through the queue, status, graceful and forced
 // shutdown on signals, and start-up refusing a broken view file.
@@ -21,52 +21,10 @@ const JOBS_DIR = fileURLToPath(new URL('../../jobs/', import.meta.url));
 const LIBRARY = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const DEMO_VIEWS = ['post_votes', 'trending', 'trending_posts', 'user', 'user_stats'];
 
-interface DaemonProcess {
-  child: ChildProcess;
-  /** stdout and stderr so far. */
-  output(): string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-  waitFor(text: string, timeoutMs?: number): Promise<void>;
-}
-
 const running: DaemonProcess[] = [];
 
-/** `viewkeeper start` as a child process with only `env` (plus PATH/HOME), like runCli. */
 function startDaemon(env: Record<string, string>): DaemonProcess {
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', CLI, 'start'], {
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (chunk) => {
-    output += chunk;
-  });
-  child.stderr.on('data', (chunk) => {
-    output += chunk;
-  });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>(
-    (resolve) => {
-      child.on('close', (code, signal) => resolve({ code, signal, at: Date.now() }));
-    },
-  );
-  const daemon: DaemonProcess = {
-    child,
-    output: () => output,
-    exited,
-    async waitFor(text, timeoutMs = 15_000) {
-      const deadline = Date.now() + timeoutMs;
-      let done = false;
-      void exited.then(() => {
-        done = true;
-      });
-      while (!output.includes(text)) {
-        if (done) throw new Error(`daemon exited before printing ${JSON.stringify(text)}:\n${output}`);
-        if (Date.now() > deadline)
-          throw new Error(`daemon did not print ${JSON.stringify(text)}:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    },
-  };
+  const daemon = launchDaemon(env);
   running.push(daemon);
   return daemon;
 }
