@@ -1,4 +1,5 @@
 import { ViewkeeperError } from '../errors.ts';
+import { parseKeyTemplate } from '../views/key-template.ts';
 
 /** How a view lives in Redis (the same four shapes as `defineView`). */
 export type ClientViewShape = 'hash' | 'value' | 'zset' | 'json';
@@ -37,7 +38,6 @@ export interface ResolvedView {
   keyFor(params: ViewParams | undefined): string;
 }
 
-const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const SHAPES: ClientViewShape[] = ['hash', 'value', 'zset', 'json'];
 
 function resolveOne(name: string, descriptor: ViewDescriptor): ResolvedView {
@@ -48,8 +48,14 @@ function resolveOne(name: string, descriptor: ViewDescriptor): ResolvedView {
       `client view ${JSON.stringify(name)} needs { shape: ${SHAPES.join('|')}, key: 'template:{param}' }, got ${JSON.stringify(descriptor)}`,
     );
   }
-  const parts = source.split(PLACEHOLDER); // literal, name, literal, name, …, literal
-  const placeholders = [...source.matchAll(PLACEHOLDER)].map((match) => match[1]!);
+  // The daemon's own template parser: the client builds exactly the keys the daemon writes.
+  let template: ReturnType<typeof parseKeyTemplate>;
+  try {
+    template = parseKeyTemplate(source, `client view ${JSON.stringify(name)}: key`);
+  } catch (error) {
+    throw new ViewkeeperError('E_CONFIG', (error as Error).message);
+  }
+  const placeholders = template.columns;
   const perRow = descriptor.shape === 'hash' || descriptor.shape === 'value';
   if (perRow !== placeholders.length > 0) {
     throw new ViewkeeperError(
@@ -63,18 +69,17 @@ function resolveOne(name: string, descriptor: ViewDescriptor): ResolvedView {
     source,
     placeholders,
     keyFor(params) {
-      let key = parts[0]!;
-      for (let i = 1; i < parts.length; i += 2) {
-        const value = params?.[parts[i]!];
-        if (value === undefined || value === null || value === '') {
-          throw new ViewkeeperError(
-            'E_BAD_PARAMS',
-            `view ${name} needs param ${JSON.stringify(parts[i])} for its key ${source}; got ${JSON.stringify(params ?? {}, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}`,
-          );
-        }
-        key += String(value) + parts[i + 1]!;
+      const missing = placeholders.find((placeholder) => {
+        const value = params?.[placeholder];
+        return value === undefined || value === null || value === '';
+      });
+      if (missing !== undefined) {
+        throw new ViewkeeperError(
+          'E_BAD_PARAMS',
+          `view ${name} needs param ${JSON.stringify(missing)} for its key ${source}; got ${JSON.stringify(params ?? {}, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}`,
+        );
       }
-      return key;
+      return template.fill(params ?? {});
     },
   };
 }

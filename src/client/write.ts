@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { MAX_OP_ID_LENGTH, QUEUES, WRITE_PAYLOAD_LIMIT_BYTES, type WriteOp } from '../contract.ts';
 import { ViewkeeperError } from '../errors.ts';
+import { createQueue } from '../queues/factories.ts';
 import type { SinkDefinition } from '../sinks/define-sink.ts';
 import { validateOp } from '../sinks/fields.ts';
 
@@ -75,9 +76,7 @@ export function createWriter(options: WriterOptions): Writer {
     throw new ViewkeeperError('E_CONFIG', 'createWriter needs a queue or a connection');
   }
   const ownQueue = !options.queue;
-  const queue =
-    options.queue ??
-    new Queue(QUEUES.writeBehind, { connection: options.connection!, prefix: options.prefix ?? 'vk' });
+  const queue = options.queue ?? createQueue(QUEUES.writeBehind, options.connection!, options.prefix ?? 'vk');
   const sinks = options.sinks ? new Map(options.sinks.map((sink) => [sink.name, sink])) : undefined;
   const open = new Map<string, Group>();
   const inFlight = new Set<Promise<void>>();
