@@ -456,6 +456,26 @@ describe('refresh queue: failures', () => {
     );
     await expectWorkerStillWorks();
   });
+
+  it('a failed run covers no request: one enqueued before it still runs', async () => {
+    brokenErrors.push(codedError('relation "nope" does not exist', '42P01'));
+    // addBulk adds both atomically, so both are numbered before either run starts: had the failed
+    // run marked them covered, the second would complete without running.
+    const [first, second] = await queue.addBulk([
+      { name: 'broken_stats', data: { params: { user_id: 4 } } },
+      { name: 'broken_stats', data: { params: { user_id: 4 } } },
+    ]);
+    const outcomes = await Promise.allSettled([
+      first!.waitUntilFinished(events, 15_000),
+      second!.waitUntilFinished(events, 15_000),
+    ]);
+    expect(outcomes.filter((outcome) => outcome.status === 'rejected')).toHaveLength(1);
+    const ran = outcomes.find(
+      (outcome) => outcome.status === 'fulfilled',
+    ) as PromiseFulfilledResult<RefreshJobResult>;
+    expect(ran.value.covered).toBeUndefined();
+    expect(ran.value).toMatchObject({ view: 'broken_stats', kind: 'partial', rows: 1 });
+  });
 });
 
 describe('refresh worker: graceful shutdown', () => {
