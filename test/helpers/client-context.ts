@@ -1,40 +1,39 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
-import { FIRST_TEST_REDIS_DB, TEST_REDIS_URL, withDatabase } from './env.ts';
+import { TEST_REDIS_URL, withDatabase } from './env.ts';
+import { leaseRedisDatabase } from './redis-lease.ts';
 
 export interface ClientRedisContext {
-  /** This worker slot's Redis database (as context.ts chooses it). */
+  /** This file's own Redis database, leased like context.ts does. */
   redisUrl: string;
   /** A prefix unique to this file: pub/sub is not per database. */
   prefix: string;
   redis: Redis;
-  /** Deletes every key under the prefix and closes the connection. */
+  /** Flushes the database, closes the connection and releases the lease. */
   cleanup(): Promise<void>;
 }
 
 /**
- * Isolation for tests that need Redis only: the worker slot's database (FIRST_TEST_REDIS_DB + slot - 1,
- * like createTestContext) and a unique prefix; cleanup removes the prefix's keys only.
+ * Isolation for tests that need Redis only: a leased database of its own (see redis-lease.ts) and a
+ * unique prefix, since pub/sub channels are shared by every database.
  */
 export async function createClientRedisContext(): Promise<ClientRedisContext> {
-  const slot = Number(process.env.VITEST_POOL_ID ?? '1');
-  const redisUrl = withDatabase(TEST_REDIS_URL, String(FIRST_TEST_REDIS_DB + ((slot - 1) % 8)));
-  const prefix = `vkc_${randomBytes(4).toString('hex')}`;
+  const id = randomBytes(4).toString('hex');
+  const { db, release } = await leaseRedisDatabase(id);
+  const redisUrl = withDatabase(TEST_REDIS_URL, String(db));
+  const prefix = `vkc_${id}`;
   const redis = createRedis(redisUrl, { role: 'views', name: `${prefix}:test` });
   await connectRedis(redis, redisUrl, 'REDIS_URL');
+  await redis.flushdb();
   return {
     redisUrl,
     prefix,
     redis,
     async cleanup() {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        if (keys.length > 0) await redis.del(...keys);
-        cursor = next;
-      } while (cursor !== '0');
+      await redis.flushdb().catch(() => {});
       await closeRedis(redis);
+      await release();
     },
   };
 }
