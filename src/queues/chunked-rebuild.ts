@@ -24,6 +24,18 @@ export function chunkStateKey(prefix: string, parentJobId: string): string {
 }
 
 const STATE_TTL_SECONDS = 24 * 3600;
+
+// BullMQ's deduplication with keepLastIfActive keeps "one more run" only for requests that arrive
+// while the job is *active*; a parent waiting on its children is not, so a request arriving then
+// would be swallowed although the chunks that already ran cannot reflect it (guarantee 3). Before
+// waiting, the parent gives up its deduplication key: later requests then make a fresh job, which
+// waits (the view is busy) and runs once after this rebuild. Unless a request already arrived while
+// the parent was active: that one is re-created when the parent finishes, after every chunk, so it
+// covers anything that arrives meanwhile and the key stays.
+const HAND_OFF_DEDUPLICATION = `if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0`;
 const CHUNK_ATTEMPTS = 5;
 
 export interface ChunkedRebuildOptions {
@@ -46,6 +58,14 @@ export interface ChunkedRebuildOptions {
 export function createChunkedRebuild(options: ChunkedRebuildOptions) {
   const { engine, registry, redis, chunkQueue, prefix } = options;
   const logger = options.logger.child({ component: 'chunked-rebuild' });
+
+  async function waitForChildren(job: Job, token: string | undefined): Promise<boolean> {
+    if (job.deduplicationId) {
+      const keyOf = (kind: string) => `${prefix}:${QUEUES.refresh}:${kind}:${job.deduplicationId}`;
+      await redis.eval(HAND_OFF_DEDUPLICATION, 2, keyOf('de'), keyOf('dn'), job.id!);
+    }
+    return job.moveToWaitingChildren(token!);
+  }
 
   return {
     /** Runs a step of the parent job. Returns the result, or throws Waiting/Delayed control errors. */
@@ -96,10 +116,10 @@ export function createChunkedRebuild(options: ChunkedRebuildOptions) {
           { view: view.name, chunks: begun.ranges.length, seq: begun.seq },
           'chunked rebuild started',
         );
-        if (await job.moveToWaitingChildren(token!)) throw new WaitingChildrenError();
+        if (await waitForChildren(job, token)) throw new WaitingChildrenError();
         return this.parentStep(job, token, view, runOptions, delay);
       }
-      if (await job.moveToWaitingChildren(token!)) throw new WaitingChildrenError();
+      if (await waitForChildren(job, token)) throw new WaitingChildrenError();
       const rows = Object.entries(state)
         .filter(([field]) => field.startsWith('rows:'))
         .reduce((sum, [, value]) => sum + Number(value), 0);
