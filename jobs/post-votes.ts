@@ -8,6 +8,8 @@ export default defineView<Database>()({
   key: 'post_votes:{post_id}',
   value: 'votes',
   params: { post_id: 'bigint' },
+  // Narrowing by the param = the full query's rows with that column: many keys, one query.
+  batchPartials: true,
   dependsOn: ['votes'],
   query: (db, params) => {
     let query = db

@@ -8,6 +8,8 @@ export default defineView<Database>()({
   shape: 'hash',
   key: 'user_stats:{user_id}',
   params: { user_id: 'bigint' },
+  // Narrowing by the param = the full query's rows with that column: many keys, one query.
+  batchPartials: true,
   dependsOn: ['users', 'posts'],
   schedule: '*/5 * * * *',
   // Beyond 50,000 user ids, full rebuilds split into ranges that run on whichever daemons are free.

@@ -6,6 +6,8 @@ export default defineView<Database>()({
   shape: 'hash',
   key: 'user:{id}',
   params: { id: 'bigint' },
+  // Narrowing by the param = the full query's rows with that column: many keys, one query.
+  batchPartials: true,
   dependsOn: ['users'],
   query: (db, params) => {
     let query = db.selectFrom('users').select(['id', 'name', 'email', 'org_id']);

@@ -79,6 +79,15 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row> {
   chunking?: ViewChunking;
   /** Partial-refresh parameters and their types. Omit for views that only rebuild fully. */
   params?: P;
+  /**
+   * Run many partial refreshes of this view as one query: the full query filtered on the param's
+   * column, `select * from (query) where user_id = any($1)` (Postgres pushes the filter into the
+   * query: one index lookup per key, one plan per batch). Declare it when narrowing by the param
+   * returns exactly the rows of the full query whose column has that value — the usual case, as in
+   * every demo view. Needs exactly one param, named like the column the query returns and the key
+   * (`hash`, `value`) or member (`zset`) template uses. @defaultValue false
+   */
+  batchPartials?: boolean;
   /** `hash`: columns stored as fields. @defaultValue every column not used by the key template */
   fields?: (keyof R & string)[];
   /** `value`: the column stored. @defaultValue the only column not used by the key template */
@@ -118,6 +127,8 @@ export interface ViewDefinition {
   fields: string[] | undefined;
   value: string | undefined;
   params: ParamSpec | undefined;
+  /** The one param (a column of the rows) by which partial refreshes of many keys run as one query. */
+  batchColumn: string | undefined;
   query: (
     // biome-ignore lint/suspicious/noExplicitAny: the registry holds views of any database type
     db: Kysely<any>,
@@ -183,6 +194,21 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
       fail(name, `param ${param} has type ${JSON.stringify(type)}; use one of ${PARAM_TYPES.join(', ')}`);
   }
   if (params && options.shape === 'json') fail(name, 'a json view is rebuilt whole; it cannot take params');
+  let batchColumn: string | undefined;
+  if (options.batchPartials !== undefined && typeof options.batchPartials !== 'boolean') {
+    fail(name, `batchPartials must be true or false, got ${JSON.stringify(options.batchPartials)}`);
+  }
+  if (options.batchPartials) {
+    const names = Object.keys(params ?? {});
+    const template = options.shape === 'zset' ? member : key;
+    if (names.length !== 1 || !template?.columns.includes(names[0]!)) {
+      fail(
+        name,
+        `batchPartials needs exactly one param used by the ${options.shape === 'zset' ? 'member' : 'key'} template, got params ${JSON.stringify(names)}`,
+      );
+    }
+    batchColumn = names[0];
+  }
   const ttl = options.ttl ?? VIEW_DEFAULTS.ttl;
   if (!Number.isInteger(ttl) || ttl < 0)
     fail(name, `ttl must be whole seconds ≥ 0, got ${JSON.stringify(options.ttl)}`);
@@ -228,6 +254,7 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
     fields: options.fields,
     value: options.value,
     params,
+    batchColumn,
     query: options.query as ViewDefinition['query'],
     map: options.map,
     ttl,

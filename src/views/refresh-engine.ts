@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import { type Insertable, type Kysely, sql } from 'kysely';
+import { type Insertable, isCompilable, type Kysely, sql } from 'kysely';
 import type { Database, RefreshRunsTable } from '../db/schema.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
@@ -18,7 +18,7 @@ import type {
 } from '../redis/writers/shape-writer.ts';
 import { createZsetWriter } from '../redis/writers/zset-writer.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
-import { refreshIdentity } from './params.ts';
+import { type ParamType, refreshIdentity } from './params.ts';
 
 export interface RefreshEngineOptions {
   /** Views bring their own database types; the run history table is viewkeeper's. */
@@ -83,6 +83,17 @@ export interface RefreshEngine {
     options?: RunOptions,
   ): Promise<RefreshOutcome>;
   /**
+   * Runs partial refreshes of `view` for every params of `paramsList` (validated) as one run where
+   * the view allows it (`batchPartials`): one query, one sequence, one version bump and one event
+   * naming every changed key. Each (view, params) busy elsewhere is left out and reported Busy; the
+   * outcomes follow `paramsList`'s order. Views without `batchPartials` run their params one by one.
+   */
+  refreshBatch(
+    view: ViewDefinition,
+    paramsList: Record<string, unknown>[],
+    options?: RunOptions,
+  ): Promise<RefreshOutcome[]>;
+  /**
    * Starts a full rebuild of a chunked per-row view: takes the lock and a sequence and splits the
    * view's key space into ranges. Each range then runs through `runChunk` (anywhere), and
    * `finishChunked` sweeps orphans and bumps the version once, after every chunk succeeded.
@@ -127,6 +138,29 @@ export function splitRange(range: KeyRange, count: number): KeyRange[] {
     });
   }
   return pieces;
+}
+
+/** Postgres array types of batch columns, by param type. */
+const ARRAY_TYPES: Record<ParamType, string> = {
+  bigint: 'bigint',
+  integer: 'integer',
+  text: 'text',
+  uuid: 'uuid',
+  boolean: 'boolean',
+};
+
+/** One request's part of a batched partial refresh: the rows and changed keys of its own key. */
+function ownShare(
+  view: ViewDefinition,
+  params: Record<string, unknown>,
+  summary: WriteSummary,
+  changed: Set<string>,
+): { rows: number; keys: string[] | null } {
+  const template = view.shape === 'zset' ? view.member! : view.key;
+  const own = template.fill(params);
+  const rows = summary.written?.has(own) ? 1 : 0;
+  if (view.shape === 'zset') return { rows, keys: summary.changedKeys };
+  return { rows, keys: changed.has(own) ? [own] : [] };
 }
 
 /** How often a request that found its (view, params) running checks again. */
@@ -204,44 +238,55 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     };
   }
 
+  /** Takes the locks of `identities` that are free; the taken ones share one new sequence. */
   async function acquire(
     view: ViewDefinition,
-    identity: string,
+    identities: string[],
     token: string,
     ttl: number,
     ignoreWindow?: boolean,
-  ) {
-    const keys = viewKeys(prefix, view.name);
-    const run = runKeys(prefix, identity);
-    const [state, value] = await scripts.run<[number, number]>(
-      'vkAcquireRun',
-      [keys.meta, run.lock, run.window],
-      [token, ttl, ignoreWindow ? '1' : '0'],
-    );
-    if (state === 0) return { seq: value } as const;
-    // A coalescing window ends at a known time; a lock ends whenever its run does, so poll for it
-    // rather than wait out its whole lifetime.
-    const retryInMs = state === 1 ? Math.min(value, LOCK_POLL_MS) : value;
-    return {
-      status: 'busy',
-      reason: state === 1 ? 'locked' : 'coalescing',
-      retryInMs: Math.max(10, retryInMs),
-    } as Busy;
+  ): Promise<{ seq: number; states: (Busy | null)[] }> {
+    const keys = [viewKeys(prefix, view.name).meta];
+    for (const identity of identities) {
+      const run = runKeys(prefix, identity);
+      keys.push(run.lock, run.window);
+    }
+    const reply = await scripts.run<number[]>('vkAcquireRun', keys, [token, ttl, ignoreWindow ? '1' : '0']);
+    const states = identities.map((_, i): Busy | null => {
+      const state = reply[1 + 2 * i]!;
+      const value = reply[2 + 2 * i]!;
+      if (state === 0) return null;
+      // A coalescing window ends at a known time; a lock ends whenever its run does, so poll for it
+      // rather than wait out its whole lifetime.
+      const retryInMs = state === 1 ? Math.min(value, LOCK_POLL_MS) : value;
+      return {
+        status: 'busy',
+        reason: state === 1 ? 'locked' : 'coalescing',
+        retryInMs: Math.max(10, retryInMs),
+      };
+    });
+    return { seq: reply[0]!, states };
+  }
+
+  function lockAndWindowKeys(identities: string[]): string[] {
+    return identities.flatMap((identity) => {
+      const run = runKeys(prefix, identity);
+      return [run.lock, run.window];
+    });
   }
 
   async function finish(
     view: ViewDefinition,
-    identity: string,
+    identities: string[],
     token: string,
     kind: 'full' | 'partial',
     ms: number,
     summary: WriteSummary,
   ): Promise<number> {
     const keys = viewKeys(prefix, view.name);
-    const run = runKeys(prefix, identity);
     return scripts.run<number>(
       'vkFinishRun',
-      [keys.meta, run.lock, run.window, eventsKey(prefix)],
+      [keys.meta, eventsKey(prefix), ...lockAndWindowKeys(identities)],
       [
         token,
         view.coalesceMs,
@@ -257,15 +302,41 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     );
   }
 
-  async function fail(view: ViewDefinition, identity: string, token: string, reason: string): Promise<void> {
+  async function fail(
+    view: ViewDefinition,
+    identities: string[],
+    token: string,
+    reason: string,
+  ): Promise<void> {
     const keys = viewKeys(prefix, view.name);
     await scripts
       .run(
         'vkFailRun',
-        [keys.meta, runKeys(prefix, identity).lock],
+        [keys.meta, ...identities.map((identity) => runKeys(prefix, identity).lock)],
         [token, reason.slice(0, 500), new Date().toISOString()],
       )
       .catch(() => undefined);
+  }
+
+  /**
+   * Partial refreshes of many keys as one query: the view's full query filtered on its batch column.
+   * Postgres pushes the filter into the query (for a grouped query, into the rows grouped by that
+   * column), so this costs an index lookup per key and one plan, not one round trip per key.
+   */
+  function batchQuery(view: ViewDefinition, paramsList: Record<string, unknown>[]): Promise<Row[]> {
+    const column = view.batchColumn!;
+    const full = view.query(db, undefined);
+    if (!isCompilable(full)) {
+      throw new ViewkeeperError(
+        'E_VIEW_DEFINITION',
+        `view ${JSON.stringify(view.name)}: batchPartials needs the query to be a Kysely query builder`,
+      );
+    }
+    const type = ARRAY_TYPES[view.params![column]!];
+    const values = paramsList.map((params) => params[column]);
+    return sql<Row>`select * from (${full}) as vk_batch where ${sql.ref(`vk_batch.${column}`)} = any(${values}::${sql.raw(type)}[])`
+      .execute(db)
+      .then((result) => result.rows);
   }
 
   /**
@@ -279,7 +350,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
   async function stream(
     view: ViewDefinition,
     writer: ShapeWriter,
-    params: Record<string, unknown> | undefined,
+    paramsList: Record<string, unknown>[] | undefined,
     range: KeyRange | undefined,
     signal: AbortSignal | undefined,
   ): Promise<void> {
@@ -289,6 +360,8 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
         if (pending) await pending;
       }
     };
+    if (paramsList && paramsList.length > 1) return write(await batchQuery(view, paramsList));
+    const params = paramsList?.[0];
     const query = view.query(db, params, range);
     if (params && query.execute) return write(await query.execute());
     if (params || !view.chunking || !query.execute) return write(query.stream({ chunkSize, signal }));
@@ -329,70 +402,101 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     return splitRange(span, Number((width + BigInt(view.chunking.size) - 1n) / BigInt(view.chunking.size)));
   }
 
-  function keepLockAlive(identity: string, token: string, ttl: number): NodeJS.Timeout {
+  function keepLockAlive(identities: string[], token: string, ttl: number): NodeJS.Timeout {
+    const locks = identities.map((identity) => runKeys(prefix, identity).lock);
     const timer = setInterval(() => {
-      scripts.run('vkExtendLock', [runKeys(prefix, identity).lock], [token, ttl]).catch(() => undefined);
+      scripts.run('vkExtendLock', locks, [token, ttl]).catch(() => undefined);
     }, ttl / 3);
     timer.unref();
     return timer;
   }
 
+  /**
+   * One run over `paramsList` (undefined = a full rebuild): takes the free locks, streams, writes,
+   * finishes. Returns an outcome per entry of `paramsList` (one for a full rebuild).
+   */
+  async function run(
+    view: ViewDefinition,
+    paramsList: Record<string, unknown>[] | undefined,
+    runOptions: RunOptions,
+  ): Promise<RefreshOutcome[]> {
+    const requested = paramsList ?? [undefined];
+    const identities = requested.map((params) => refreshIdentity(view.name, params));
+    const unique = [...new Set(identities)];
+    const token = randomUUID();
+    const { seq, states } = await acquire(view, unique, token, lockTtlMs, runOptions.ignoreWindow);
+    const stateOf = new Map(unique.map((identity, i) => [identity, states[i]!]));
+    const taken = unique.filter((identity) => stateOf.get(identity) === null);
+    if (taken.length === 0) return identities.map((identity) => stateOf.get(identity)!);
+    const firstIndex = new Map<string, number>();
+    for (const [i, identity] of identities.entries())
+      if (!firstIndex.has(identity)) firstIndex.set(identity, i);
+    const takenParams = paramsList && taken.map((identity) => paramsList[firstIndex.get(identity)!]!);
+    const scope: RunScope = takenParams ? { kind: 'partial', params: takenParams } : { kind: 'full' };
+    const started = performance.now();
+    const startedAt = new Date();
+    const renew = keepLockAlive(taken, token, lockTtlMs);
+    const writer = createWriter({ redis, scripts, prefix, view, scope, seq });
+    try {
+      await stream(view, writer, takenParams, undefined, runOptions.signal);
+      const summary = await writer.finish();
+      const ms = Math.round(performance.now() - started);
+      const version = await finish(view, taken, token, scope.kind, ms, summary);
+      if (scope.kind === 'full') {
+        await recordRun(
+          historyRow(view, 'full', seq, startedAt, runOptions, { rows: summary.rows, error: null }),
+        );
+      }
+      logger.info(
+        {
+          view: view.name,
+          params: takenParams?.length === 1 ? takenParams[0] : undefined,
+          keys: takenParams && takenParams.length > 1 ? takenParams.length : undefined,
+          rows: summary.rows,
+          ms,
+          version,
+          superseded: summary.superseded || undefined,
+        },
+        'refreshed',
+      );
+      const changed = new Set(summary.changedKeys ?? []);
+      const done = (params: Record<string, unknown> | undefined): Done => ({
+        status: 'done',
+        view: view.name,
+        kind: scope.kind,
+        ...(takenParams && takenParams.length > 1 && params
+          ? ownShare(view, params, summary, changed)
+          : { rows: summary.rows, keys: summary.changedKeys }),
+        version,
+        ms,
+        superseded: summary.superseded,
+      });
+      return identities.map((identity, i) => stateOf.get(identity) ?? done(requested[i]));
+    } catch (error) {
+      const reason = describeError(error);
+      await writer.abort().catch(() => undefined);
+      await fail(view, taken, token, reason);
+      if (scope.kind === 'full') {
+        await recordRun(
+          historyRow(view, 'full', seq, startedAt, runOptions, { rows: null, error: reason.slice(0, 500) }),
+        );
+      }
+      throw error;
+    } finally {
+      clearInterval(renew);
+    }
+  }
+
   return {
     async refresh(view, params, runOptions = {}) {
-      const scope: RunScope = params ? { kind: 'partial', params } : { kind: 'full' };
-      const identity = refreshIdentity(view.name, params);
-      const token = randomUUID();
-      const acquired = await acquire(view, identity, token, lockTtlMs, runOptions.ignoreWindow);
-      if ('status' in acquired) return acquired;
-      const { seq } = acquired;
-      const started = performance.now();
-      const startedAt = new Date();
-      const renew = keepLockAlive(identity, token, lockTtlMs);
-      const writer = createWriter({ redis, scripts, prefix, view, scope, seq });
-      try {
-        await stream(view, writer, params, undefined, runOptions.signal);
-        const summary = await writer.finish();
-        const ms = Math.round(performance.now() - started);
-        const version = await finish(view, identity, token, scope.kind, ms, summary);
-        if (scope.kind === 'full') {
-          await recordRun(
-            historyRow(view, 'full', seq, startedAt, runOptions, { rows: summary.rows, error: null }),
-          );
-        }
-        logger.info(
-          {
-            view: view.name,
-            params,
-            rows: summary.rows,
-            ms,
-            version,
-            superseded: summary.superseded || undefined,
-          },
-          'refreshed',
-        );
-        return {
-          status: 'done',
-          view: view.name,
-          kind: scope.kind,
-          rows: summary.rows,
-          keys: summary.changedKeys,
-          version,
-          ms,
-          superseded: summary.superseded,
-        };
-      } catch (error) {
-        const reason = describeError(error);
-        await writer.abort().catch(() => undefined);
-        await fail(view, identity, token, reason);
-        if (scope.kind === 'full') {
-          await recordRun(
-            historyRow(view, 'full', seq, startedAt, runOptions, { rows: null, error: reason.slice(0, 500) }),
-          );
-        }
-        throw error;
-      } finally {
-        clearInterval(renew);
-      }
+      const [outcome] = await run(view, params ? [params] : undefined, runOptions);
+      return outcome!;
+    },
+
+    async refreshBatch(view, paramsList, runOptions = {}) {
+      if (paramsList.length === 0) return [];
+      if (view.batchColumn) return run(view, paramsList, runOptions);
+      return Promise.all(paramsList.map(async (params) => (await run(view, [params], runOptions))[0]!));
     },
 
     async beginChunked(view, runOptions = {}) {
@@ -400,13 +504,19 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
       if (!chunking) throw new ViewkeeperError('E_VIEW_DEFINITION', `view ${view.name} is not chunked`);
       const identity = refreshIdentity(view.name, undefined);
       const token = randomUUID();
-      const acquired = await acquire(view, identity, token, chunkedLockTtlMs, runOptions.ignoreWindow);
-      if ('status' in acquired) return acquired;
+      const { seq, states } = await acquire(
+        view,
+        [identity],
+        token,
+        chunkedLockTtlMs,
+        runOptions.ignoreWindow,
+      );
+      if (states[0]) return states[0];
       try {
         const ranges = await chunkRanges(view);
-        return { status: 'started', seq: acquired.seq, token, startedAt: new Date().toISOString(), ranges };
+        return { status: 'started', seq, token, startedAt: new Date().toISOString(), ranges };
       } catch (error) {
-        await fail(view, identity, token, describeError(error));
+        await fail(view, [identity], token, describeError(error));
         throw error;
       }
     },
@@ -455,7 +565,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
       });
       const summary = await writer.finish(); // nothing streamed: just the orphan sweep
       const ms = Date.now() - startedAt.getTime();
-      const version = await finish(view, identity, run.token, 'full', ms, { ...summary, rows: run.rows });
+      const version = await finish(view, [identity], run.token, 'full', ms, { ...summary, rows: run.rows });
       await recordRun(
         historyRow(view, 'full', run.seq, startedAt, runOptions, { rows: run.rows, error: null }),
       );
@@ -473,7 +583,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     },
 
     async failChunked(view, run, reason) {
-      await fail(view, refreshIdentity(view.name, undefined), run.token, reason);
+      await fail(view, [refreshIdentity(view.name, undefined)], run.token, reason);
     },
   };
 }

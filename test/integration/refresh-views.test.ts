@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ViewDefinition } from '../../src/views/define-view.ts';
+import { refreshIdentity } from '../../src/views/params.ts';
 import type { RefreshEngine } from '../../src/views/refresh-engine.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import {
@@ -262,6 +263,94 @@ describe('partial refresh after direct database changes', () => {
     await partial(view, { post_id: hot }, ['trending:24h']);
     expect(await ctx.redis.zscore('trending:24h', hot)).toBeNull();
     await expectConverged(view);
+  });
+});
+
+describe('batched partial refreshes (batchPartials)', () => {
+  /** Posts with votes, none touched by the other tests. */
+  async function votedPosts(count: number): Promise<string[]> {
+    const { rows } = await sql<{ post_id: string }>`
+      select post_id from votes where post_id between 400 and 599 group by post_id
+      having count(*) >= 2 order by post_id limit ${count}`.execute(db());
+    expect(rows).toHaveLength(count);
+    return rows.map((row) => row.post_id);
+  }
+
+  it('post_votes and trending: many changed posts in one run equal the query; outcomes follow the request order', async () => {
+    await full(views.post_votes);
+    await full(views.trending);
+    const [gone, grown, flipped, untouched] = await votedPosts(4);
+    await db().deleteFrom('votes').where('post_id', '=', gone!).execute();
+    await db()
+      .insertInto('votes')
+      .values({ post_id: grown!, user_id: await nonVoter(grown!), value: 1, created_at: new Date() })
+      .execute();
+    await sql`update votes set value = -value, created_at = now()
+      where post_id = ${flipped} and user_id = (select min(user_id) from votes where post_id = ${flipped})`.execute(
+      db(),
+    );
+    await expectStale(views.post_votes);
+    await expectStale(views.trending);
+
+    const request = [gone, grown, flipped, untouched, grown].map((post_id) => ({ post_id }));
+    const outcomes = await engine.refreshBatch(views.post_votes, request);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(['done', 'done', 'done', 'done', 'done']);
+    const done = outcomes as Extract<(typeof outcomes)[number], { status: 'done' }>[];
+    expect(new Set(done.map((outcome) => outcome.version)).size).toBe(1); // one run, one version
+    expect(done.map((outcome) => outcome.rows)).toEqual([0, 1, 1, 1, 1]);
+    expect(done[0]!.keys).toEqual([`post_votes:${gone}`]);
+    expect(done[1]!.keys).toEqual([`post_votes:${grown}`]);
+    expect(await ctx.redis.exists(`post_votes:${gone}`)).toBe(0);
+    await expectConverged(views.post_votes);
+
+    const trending = await engine.refreshBatch(views.trending, request);
+    expect(trending.every((outcome) => outcome.status === 'done')).toBe(true);
+    await expectConverged(views.trending);
+  });
+
+  it('user_stats: one event names every changed key, with the run version', async () => {
+    const view = views.user_stats;
+    await full(view);
+    const { rows } = await sql<{ user_id: string }>`
+      select user_id from posts where user_id between 100 and 180 group by user_id
+      having count(*) >= 2 order by user_id limit 3`.execute(db());
+    const [emptied, grown, same] = rows.map((row) => row.user_id);
+    await db().deleteFrom('posts').where('user_id', '=', emptied!).execute();
+    await db()
+      .insertInto('posts')
+      .values({ id: 900101, user_id: grown!, title: 'More', upvotes: 3 })
+      .execute();
+    await expectStale(view);
+
+    const outcomes = await engine.refreshBatch(view, [
+      { user_id: emptied },
+      { user_id: grown },
+      { user_id: same },
+    ]);
+    await expectConverged(view);
+    expect(await ctx.redis.hgetall(`user_stats:${emptied}`)).toMatchObject({ post_count: '0' });
+    const [latest] = await ctx.redis.xrevrange(`${ctx.prefix}:events`, '+', '-', 'COUNT', 1);
+    const event = JSON.parse(latest![1][1]!) as { view: string; keys: string[]; version: number };
+    expect(event.view).toBe('user_stats');
+    expect(event.version).toBe((outcomes[0] as { version: number }).version);
+    expect(event.keys.sort()).toEqual([emptied, grown, same].map((id) => `user_stats:${id}`).sort());
+  });
+
+  it('leaves out a (view, params) another run holds, reports it busy, and keeps that lock', async () => {
+    const view = views.user;
+    await full(view);
+    const lock = `${ctx.prefix}:lock:${refreshIdentity('user', { id: '7' })}`;
+    await ctx.redis.set(lock, 'someone-else', 'PX', 10_000);
+    await db().updateTable('users').set({ name: 'renamed-7' }).where('id', '=', '7').execute();
+    await db().updateTable('users').set({ name: 'renamed-8' }).where('id', '=', '8').execute();
+
+    const [seven, eight] = await engine.refreshBatch(view, [{ id: '7' }, { id: '8' }]);
+    expect(seven).toMatchObject({ status: 'busy', reason: 'locked' });
+    expect(eight).toMatchObject({ status: 'done', keys: ['user:8'] });
+    expect(await ctx.redis.hget('user:8', 'name')).toBe('renamed-8');
+    expect(await ctx.redis.hget('user:7', 'name')).not.toBe('renamed-7');
+    expect(await ctx.redis.get(lock)).toBe('someone-else');
+    await ctx.redis.del(lock);
   });
 });
 

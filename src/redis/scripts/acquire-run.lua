@@ -1,21 +1,34 @@
--- Starts a run of one (view, params): refuses while another run holds the lock or while the
--- coalescing window of the previous run is open; otherwise takes the lock and a new sequence number.
--- The sequence is taken BEFORE the query's snapshot, so a run with a higher sequence never saw older
--- data than one with a lower sequence: writes compare sequences to drop stale data.
+-- Starts a run of one or more (view, params) identities of one view: refuses each identity while
+-- another run holds its lock or while the coalescing window of its previous run is open, and takes
+-- the lock of every other one. Every identity taken shares one new sequence number, taken BEFORE the
+-- query's snapshot, so a run with a higher sequence never saw older data than one with a lower
+-- sequence: writes compare sequences to drop stale data.
 --
 -- KEYS[1] view metadata hash   {prefix}:view:{name}
--- KEYS[2] run lock             {prefix}:lock:{identity}
--- KEYS[3] coalescing window    {prefix}:window:{identity}
+-- then per identity: its run lock {prefix}:lock:{identity}, its coalescing window {prefix}:window:{identity}
 -- ARGV[1] lock token
 -- ARGV[2] lock ttl (ms)
 -- ARGV[3] '1' to ignore the coalescing window (scheduled runs are already paced by their schedule)
--- Returns {0, seq} started; {1, ms} locked by another run; {2, ms} inside the coalescing window.
-local window = redis.call('PTTL', KEYS[3])
-if window > 0 and ARGV[3] ~= '1' then
-  return {2, window}
+-- Returns {seq, state1, ms1, state2, ms2, …}: state 0 = taken (ms 0); 1 = locked by another run;
+-- 2 = inside the coalescing window; ms = how long that lasts. seq is 0 when nothing was taken.
+local out = {0}
+local taken = 0
+for i = 2, #KEYS, 2 do
+  local window = redis.call('PTTL', KEYS[i + 1])
+  if window > 0 and ARGV[3] ~= '1' then
+    out[#out + 1] = 2
+    out[#out + 1] = window
+  elseif not redis.call('SET', KEYS[i], ARGV[1], 'NX', 'PX', ARGV[2]) then
+    local ttl = redis.call('PTTL', KEYS[i])
+    out[#out + 1] = 1
+    out[#out + 1] = ttl > 0 and ttl or 100
+  else
+    out[#out + 1] = 0
+    out[#out + 1] = 0
+    taken = taken + 1
+  end
 end
-if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local ttl = redis.call('PTTL', KEYS[2])
-  return {1, ttl > 0 and ttl or 100}
+if taken > 0 then
+  out[1] = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 end
-return {0, redis.call('HINCRBY', KEYS[1], 'seq', 1)}
+return out

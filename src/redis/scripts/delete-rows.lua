@@ -6,19 +6,19 @@
 -- KEYS[2] view metadata hash ('floor')
 -- ARGV[1] sequence of this run
 -- ARGV[2 ..] keys
--- Returns the number of keys deleted, or -1 when the run is older than the floor.
+-- Returns the keys deleted, or -1 when the run is older than the floor.
 local seq = tonumber(ARGV[1])
 local floor = tonumber(redis.call('HGET', KEYS[2], 'floor') or '0')
 if seq < floor then
   return -1
 end
-local deleted = 0
+local deleted = {}
 for i = 2, #ARGV do
   local current = redis.call('ZSCORE', KEYS[1], ARGV[i])
   if not current or tonumber(current) <= seq then
     redis.call('DEL', ARGV[i])
     redis.call('ZADD', KEYS[1], seq, ARGV[i])
-    deleted = deleted + 1
+    deleted[#deleted + 1] = ARGV[i]
   end
 end
 return deleted

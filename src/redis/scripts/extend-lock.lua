@@ -1,10 +1,13 @@
--- Keeps a long run's lock alive, only if this run still owns it.
+-- Keeps a long run's locks alive, each only if this run still owns it.
 --
--- KEYS[1] run lock
+-- KEYS     the run's locks
 -- ARGV[1] lock token
 -- ARGV[2] lock ttl (ms)
--- Returns 1 when extended, 0 when the lock belongs to someone else (or expired).
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- Returns how many locks were extended (fewer: some belong to someone else, or expired).
+local extended = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    extended = extended + redis.call('PEXPIRE', KEYS[i], ARGV[2])
+  end
 end
-return 0
+return extended

@@ -1,11 +1,10 @@
 -- Ends a successful run in one step: bumps the view version, records metadata, publishes the
--- invalidation event on the channel and the capped stream, opens the coalescing window, releases the
--- lock.
+-- invalidation event on the channel and the capped stream, opens the coalescing window of every
+-- identity the run covered and releases their locks.
 --
 -- KEYS[1] view metadata hash   {prefix}:view:{name}
--- KEYS[2] run lock
--- KEYS[3] coalescing window
--- KEYS[4] events stream        {prefix}:events
+-- KEYS[2] events stream        {prefix}:events
+-- then per identity: its run lock, its coalescing window
 -- ARGV[1] lock token
 -- ARGV[2] coalescing window (ms, 0 = none)
 -- ARGV[3] events channel       {prefix}:events
@@ -29,11 +28,13 @@ end
 local event = '{"view":' .. cjson.encode(ARGV[8]) .. ',"keys":' .. ARGV[7] .. ',"version":' .. version ..
   ',"at":"' .. ARGV[4] .. '"}'
 redis.call('PUBLISH', ARGV[3], event)
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[9], '*', 'event', event)
-if tonumber(ARGV[2]) > 0 then
-  redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
-end
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('DEL', KEYS[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'event', event)
+for i = 3, #KEYS, 2 do
+  if tonumber(ARGV[2]) > 0 then
+    redis.call('SET', KEYS[i + 1], '1', 'PX', ARGV[2])
+  end
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+  end
 end
 return version

@@ -98,15 +98,17 @@ export function createRowWriter(ctx: WriterContext): ShapeWriter {
       }
       if (scope.kind === 'chunk') return { rows, changedKeys: null, superseded, fields: fieldList() };
       // Keys the params name but the query no longer returns: their rows are gone.
-      if (view.key.isCoveredBy(Object.keys(scope.params))) {
-        const expected = view.key.fill(scope.params);
-        if (!changed.includes(expected)) {
-          const deleted = await scripts.run<number>('vkDeleteRows', scriptKeys, [seq, expected]);
-          if (deleted === -1) return { rows, changedKeys: [], superseded: true };
-          if (deleted > 0) changed.push(expected);
-        }
+      const written = new Set(changed);
+      const gone = scope.params
+        .filter((params) => view.key.isCoveredBy(Object.keys(params)))
+        .map((params) => view.key.fill(params))
+        .filter((key) => !written.has(key));
+      if (gone.length > 0) {
+        const deleted = await scripts.run<string[] | -1>('vkDeleteRows', scriptKeys, [seq, ...new Set(gone)]);
+        if (deleted === -1) return { rows, changedKeys: [], superseded: true, written };
+        changed.push(...deleted); // all of them, unless a newer run wrote some meanwhile
       }
-      return { rows, changedKeys: superseded ? [] : changed, superseded };
+      return { rows, changedKeys: superseded ? [] : changed, superseded, written };
     },
 
     async abort() {

@@ -4,10 +4,10 @@ import type { Scripts } from '../scripts.ts';
 
 export type Row = Record<string, unknown>;
 
-/** What one run writes: a full rebuild of the view, or the part selected by params. */
+/** What one run writes: a full rebuild of the view, or the parts selected by one or more params. */
 export type RunScope =
   | { kind: 'full' }
-  | { kind: 'partial'; params: Record<string, unknown> }
+  | { kind: 'partial'; params: Record<string, unknown>[] }
   /** One key range of a chunked full rebuild: writes only; the orphan sweep runs once at the end. */
   | { kind: 'chunk' };
 
@@ -35,6 +35,8 @@ export interface WriteSummary {
   rows: number;
   /** Keys changed by a partial refresh; `null` when the whole view was rebuilt. */
   changedKeys: string[] | null;
+  /** Partial refreshes: the keys (`hash`, `value`) or members (`zset`) the query returned rows for. */
+  written?: Set<string>;
   /** True when a newer full rebuild had already superseded this run: nothing was written. */
   superseded: boolean;
   /** `hash` views: the field list the rows were written with, comma-separated ('' when unknown). */

@@ -82,16 +82,21 @@ export function createZsetWriter(ctx: WriterContext): ShapeWriter {
     },
 
     async finish(): Promise<WriteSummary> {
-      if (scope.kind === 'partial' && member.isCoveredBy(Object.keys(scope.params))) {
-        const expected = member.fill(scope.params);
-        if (!seen.has(expected)) batch.push(expected, ''); // the row is gone: remove the member
+      if (scope.kind === 'partial') {
+        const gone = new Set<string>();
+        for (const params of scope.params) {
+          if (!member.isCoveredBy(Object.keys(params))) continue;
+          const expected = member.fill(params);
+          if (!seen.has(expected)) gone.add(expected);
+        }
+        for (const expected of gone) batch.push(expected, ''); // the row is gone: remove the member
       }
       await flush();
       const results = await inFlight.drain();
       if (scope.kind === 'partial') {
         const superseded = results.includes(-1);
         const changed = results.some((count) => typeof count === 'number' && count > 0);
-        return { rows, changedKeys: changed ? [live] : [], superseded };
+        return { rows, changedKeys: changed ? [live] : [], superseded, written: seen };
       }
       await scripts.run('vkSwapMembers', [temp, live, keys.memberIndex, keys.meta], [seq, view.ttl]);
       return { rows, changedKeys: null, superseded: false };
