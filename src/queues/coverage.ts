@@ -20,21 +20,34 @@ return 1`;
 export function createCoverage(redis: Redis, prefix: string) {
   const counterKey = `${prefix}:${QUEUES.refresh}:id`;
   const coveredKey = (identity: string) => `${prefix}:covered:${identity}`;
-  return {
-    /**
-     * Whether job `jobId` is already covered by a finished run of `identity`; and the counter
-     * reading to pass to `markCovered` if this job runs now.
-     */
-    async check(identity: string, jobId: string | undefined): Promise<{ covered: boolean; counter: number }> {
-      const [covered, counter] = await redis.mget(coveredKey(identity), counterKey);
+  /** Whether each job is already covered by a finished run of its identity, in one round trip; and the
+   * counter reading to pass to `markCovered` for the jobs that run now. */
+  async function checkMany(
+    jobs: { identity: string; jobId: string | undefined }[],
+  ): Promise<{ covered: boolean[]; counter: number }> {
+    const replies = await redis.mget(...jobs.map((job) => coveredKey(job.identity)), counterKey);
+    const covered = jobs.map(({ jobId }, i) => {
+      const mark = replies[i];
       const numeric = jobId !== undefined && /^\d+$/.test(jobId) ? Number(jobId) : undefined;
-      return {
-        covered: numeric !== undefined && covered !== null && numeric <= Number(covered),
-        counter: Number(counter ?? 0),
-      };
+      return numeric !== undefined && mark != null && numeric <= Number(mark);
+    });
+    return { covered, counter: Number(replies.at(-1) ?? 0) };
+  }
+
+  return {
+    checkMany,
+    /** `checkMany` for one job. */
+    async check(identity: string, jobId: string | undefined): Promise<{ covered: boolean; counter: number }> {
+      const { covered, counter } = await checkMany([{ identity, jobId }]);
+      return { covered: covered[0]!, counter };
     },
-    async markCovered(identity: string, counter: number): Promise<void> {
-      await redis.eval(RAISE, 1, coveredKey(identity), counter, COVERED_TTL_MS);
+    /** Marks every job numbered up to `counter` covered for these identities (runs that succeeded). */
+    async markCovered(identities: string[], counter: number): Promise<void> {
+      if (identities.length === 0) return;
+      const pipeline = redis.pipeline();
+      for (const identity of identities)
+        pipeline.eval(RAISE, 1, coveredKey(identity), counter, COVERED_TTL_MS);
+      await pipeline.exec();
     },
   };
 }

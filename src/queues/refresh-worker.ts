@@ -11,7 +11,9 @@ import { CHUNK_QUEUE, type ChunkJobData, createChunkedRebuild } from './chunked-
 import { createCoverage } from './coverage.ts';
 import { createQueue, createWorker } from './factories.ts';
 import { jobResult } from './job-result.ts';
+import { createPartialBatcher } from './partial-batcher.ts';
 import { parseRefreshJob } from './refresh-payload.ts';
+import { createSlots } from './slots.ts';
 import { backoffMs, isTransient } from './transient.ts';
 
 export interface RefreshWorkerOptions {
@@ -20,7 +22,11 @@ export interface RefreshWorkerOptions {
   prefix: string;
   registry: Registry;
   engine: RefreshEngine;
-  /** Jobs this worker runs at once. */
+  /**
+   * Engine runs at once: full rebuilds, chunked-rebuild steps and batches of partial refreshes. The
+   * worker holds up to PARTIAL_JOBS_PER_SLOT × this many jobs, so that partial refreshes queued at
+   * the same time run together (see partial-batcher.ts).
+   */
   concurrency: number;
   logger: Logger;
   /** A job whose transient failures reach this many starts fails for good. @defaultValue 25 */
@@ -39,6 +45,9 @@ export interface RefreshWorker {
 
 const CONTROL_ERRORS = [DelayedError, WaitingChildrenError];
 
+/** Jobs held per engine slot: the pool partial refreshes are batched from. */
+const PARTIAL_JOBS_PER_SLOT = 64;
+
 /**
  * Consumes the `refresh` queue (and the internal `refresh-chunks` queue of chunked rebuilds). Bad
  * payloads fail once with a one-line reason (UnrecoverableError: no retries); a run that finds its
@@ -46,6 +55,10 @@ const CONTROL_ERRORS = [DelayedError, WaitingChildrenError];
  * long, so later requests for it coalesce into this job; transient errors (connections,
  * serialization failures) retry with exponential backoff whatever attempts the producer set.
  */
+function coveredResult(view: string, kind: 'full' | 'partial'): RefreshJobResult {
+  return { view, kind, rows: 0, version: 0, ms: 0, keys: null, superseded: false, covered: true };
+}
+
 export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorker {
   const { registry, engine, connection, prefix } = options;
   const logger = options.logger.child({ component: 'refresh-worker' });
@@ -54,6 +67,8 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
   const chunkQueue = createQueue(CHUNK_QUEUE, connection, prefix) as import('bullmq').Queue<ChunkJobData>;
   const coverage = createCoverage(connection, prefix);
   const chunked = createChunkedRebuild({ engine, registry, redis: connection, chunkQueue, prefix, logger });
+  const slots = createSlots(options.concurrency);
+  const batcher = createPartialBatcher({ engine, coverage, slots });
 
   async function delay(job: Job, token: string | undefined, ms: number): Promise<never> {
     await job.moveToDelayed(Date.now() + ms, token);
@@ -80,27 +95,26 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
       ignoreWindow: scheduled !== undefined,
     };
     try {
-      if (request.view.chunking && request.params === undefined) {
-        return await chunked.parentStep(job, token, request.view, runOptions, (ms) => delay(job, token, ms));
+      if (request.params !== undefined) {
+        const outcome = await batcher.submit(request.view, request.params, job.id);
+        if (outcome.status === 'covered') return coveredResult(request.view.name, 'partial');
+        if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
+        return jobResult(outcome);
       }
-      const identity = refreshIdentity(request.view.name, request.params);
-      const { covered, counter } = await coverage.check(identity, job.id);
-      if (covered) {
-        return {
-          view: request.view.name,
-          kind: request.params ? 'partial' : 'full',
-          rows: 0,
-          version: 0,
-          ms: 0,
-          keys: null,
-          superseded: false,
-          covered: true,
-        };
+      if (request.view.chunking) {
+        return await slots.run(() =>
+          chunked.parentStep(job, token, request.view, runOptions, (ms) => delay(job, token, ms)),
+        );
       }
-      const outcome = await engine.refresh(request.view, request.params, runOptions);
-      if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
-      await coverage.markCovered(identity, counter);
-      return jobResult(outcome);
+      const identity = refreshIdentity(request.view.name, undefined);
+      return await slots.run(async () => {
+        const { covered, counter } = await coverage.check(identity, job.id);
+        if (covered) return coveredResult(request.view.name, 'full');
+        const outcome = await engine.refresh(request.view, undefined, runOptions);
+        if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
+        await coverage.markCovered([identity], counter);
+        return jobResult(outcome);
+      });
     } catch (error) {
       if (CONTROL_ERRORS.some((type) => error instanceof type)) throw error;
       if (signal?.aborted) return await delay(job, token, 0); // shutting down: leave it to another daemon
@@ -117,7 +131,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
 
   const workers = [
     createWorker<RefreshJobData, RefreshJobResult>(QUEUES.refresh, process, connection, prefix, {
-      concurrency: options.concurrency,
+      concurrency: options.concurrency * PARTIAL_JOBS_PER_SLOT,
       lockDuration,
       stalledInterval: Math.max(500, lockDuration / 2),
     }),

@@ -425,6 +425,40 @@ describe('refresh queue: coalescing and runs that never overlap', () => {
   });
 });
 
+describe('refresh queue: batched partial refreshes', () => {
+  it('100 partial requests queued together run as a few runs, and every key equals the query', async () => {
+    const view = registry.view('user_stats')!;
+    await engine.refresh(view);
+    await sql`update posts set upvotes = upvotes + 5`.execute(ctx.db.db);
+    const before = await version('user_stats');
+    const ids = Array.from({ length: 100 }, (_, i) => String(i + 1));
+    await queue.addBulk(ids.map((user_id) => ({ name: 'user_stats', data: { params: { user_id } } })));
+    await drained();
+
+    const runs = (await version('user_stats')) - before;
+    expect(runs).toBeGreaterThanOrEqual(1);
+    expect(runs).toBeLessThan(50); // one run per key would be 100
+    // The view's own definition, written out: what every key must hold now.
+    const { rows } = await sql<{
+      user_id: string;
+      post_count: string;
+      total_upvotes: string;
+      avg_upvotes: string;
+    }>`
+      select u.id::text as user_id, count(p.id)::text as post_count,
+        coalesce(sum(p.upvotes), 0)::text as total_upvotes, round(coalesce(avg(p.upvotes), 0), 2)::text as avg_upvotes
+      from users u left join posts p on p.user_id = u.id where u.id <= 100 group by u.id`.execute(ctx.db.db);
+    expect(rows).toHaveLength(100);
+    for (const row of rows) {
+      expect(await ctx.redis.hgetall(`user_stats:${row.user_id}`)).toEqual({
+        post_count: row.post_count,
+        total_upvotes: row.total_upvotes,
+        avg_upvotes: row.avg_upvotes,
+      });
+    }
+  });
+});
+
 describe('refresh queue: failures', () => {
   it('a transient failure (ECONNRESET) retries until it succeeds, although the job has 1 attempt', async () => {
     flakyErrors.push(
