@@ -5,7 +5,7 @@ import type { Logger } from '../logging/create-logger.ts';
 import { backoffMs } from '../queues/transient.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import { validateParams } from '../views/params.ts';
-import type { RefreshEngine } from '../views/refresh-engine.ts';
+import type { RefreshEngine, RefreshOutcome } from '../views/refresh-engine.ts';
 import type { RefreshTargetRequest } from './commit-batch.ts';
 
 // The refreshes write-behind owes, kept durably in the queue Redis until they ran: a sorted set of
@@ -51,6 +51,10 @@ export interface RefreshBacklog {
 }
 
 export const BACKLOG_DEFAULTS = { concurrency: 8, leaseMs: 15_000, pollMs: 250 } as const;
+/** Entries claimed per free refresh task (the most one batched run of a view takes). */
+const BATCH_PER_TASK = 500;
+/** … while the write path is saturated: small batches, one at a time, so commits keep the CPU. */
+const SATURATED_BATCH = 50;
 /** Priority levels (a sink's first 9 refresh targets get their own; the rest share the last). */
 const LEVELS = 10;
 const LEVEL = 1e13;
@@ -98,6 +102,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
   const failures = new Map<string, number>();
   const running = new Set<Promise<void>>();
   let concurrency = fullConcurrency;
+  let saturated = false;
   let closed = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
@@ -121,35 +126,76 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     await redis.zadd(key, 'XX', level * LEVEL + at, member);
   }
 
-  async function run(member: string, lease: string): Promise<void> {
-    let view: ViewDefinition | undefined;
-    let params: Record<string, unknown> | undefined;
-    try {
-      const [name, raw] = JSON.parse(member) as [string, Record<string, unknown> | null];
-      view = options.views(name);
-      params = raw ?? undefined;
-      if (!view) {
-        logger.warn({ view: name }, 'refresh owed to a view that no longer exists: dropped');
-        await scripts.vkReleaseRefresh(key, lease, member);
-        return;
-      }
-      const outcome = await engine.refresh(view, params, { trigger: 'write-behind' });
-      if (outcome.status === 'busy') {
-        await reschedule(member, lease, Date.now() + outcome.retryInMs);
-        return;
-      }
-      failures.delete(member);
-      await scripts.vkReleaseRefresh(key, lease, member);
-    } catch (error) {
-      const attempt = (failures.get(member) ?? 0) + 1;
-      failures.set(member, attempt);
-      const retryInMs = Math.min(60_000, backoffMs(attempt));
-      logger.warn(
-        { view: view?.name, params, attempt, retryInMs, reason: describeError(error) },
-        'refresh after write failed, will retry',
-      );
-      await reschedule(member, lease, Date.now() + retryInMs).catch(() => undefined);
+  interface Claimed {
+    member: string;
+    lease: string;
+    view: string;
+    params: Record<string, unknown> | undefined;
+  }
+
+  async function failed(entry: Claimed, error: unknown): Promise<void> {
+    const attempt = (failures.get(entry.member) ?? 0) + 1;
+    failures.set(entry.member, attempt);
+    const retryInMs = Math.min(60_000, backoffMs(attempt));
+    logger.warn(
+      { view: entry.view, params: entry.params, attempt, retryInMs, reason: describeError(error) },
+      'refresh after write failed, will retry',
+    );
+    await reschedule(entry.member, entry.lease, Date.now() + retryInMs).catch(() => undefined);
+  }
+
+  async function settle(entry: Claimed, outcome: RefreshOutcome): Promise<void> {
+    if (outcome.status === 'busy')
+      return reschedule(entry.member, entry.lease, Date.now() + outcome.retryInMs);
+    failures.delete(entry.member);
+    await scripts.vkReleaseRefresh(key, entry.lease, entry.member);
+  }
+
+  /**
+   * Runs the claimed entries of one view: its partial refreshes as one batch (refreshBatch), a full
+   * refresh on its own.
+   */
+  async function runView(name: string, entries: Claimed[]): Promise<void> {
+    const view = options.views(name);
+    if (!view) {
+      logger.warn({ view: name }, 'refresh owed to a view that no longer exists: dropped');
+      await Promise.all(entries.map((entry) => scripts.vkReleaseRefresh(key, entry.lease, entry.member)));
+      return;
     }
+    const partials = entries.filter((entry) => entry.params !== undefined);
+    const fulls = entries.filter((entry) => entry.params === undefined);
+    if (partials.length > 0) {
+      try {
+        const outcomes = await engine.refreshBatch(
+          view,
+          partials.map((entry) => entry.params!),
+          { trigger: 'write-behind' },
+        );
+        await Promise.all(partials.map((entry, i) => settle(entry, outcomes[i]!)));
+      } catch (error) {
+        await Promise.all(partials.map((entry) => failed(entry, error)));
+      }
+    }
+    for (const entry of fulls) {
+      try {
+        await settle(entry, await engine.refresh(view, undefined, { trigger: 'write-behind' }));
+      } catch (error) {
+        await failed(entry, error);
+      }
+    }
+  }
+
+  /** A claimed entry, or undefined (released, with a warning) when it is not one mark() wrote. */
+  function parse(member: string, lease: string): Claimed | undefined {
+    try {
+      const [view, params] = JSON.parse(member) as [unknown, unknown];
+      if (typeof view === 'string' && (params === null || typeof params === 'object')) {
+        return { member, lease, view, params: (params as Record<string, unknown> | null) ?? undefined };
+      }
+    } catch {}
+    logger.warn({ member: member.slice(0, 200) }, 'malformed refresh backlog entry: dropped');
+    scripts.vkReleaseRefresh(key, lease, member).catch(() => undefined);
+    return undefined;
   }
 
   async function main(): Promise<void> {
@@ -159,11 +205,12 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
           await Promise.race(running);
           continue;
         }
+        // Each task takes a view's due entries as one batch: claim enough to fill the free tasks.
         const reply = (await scripts.vkClaimRefreshes(
           key,
           Date.now(),
           leaseMs,
-          concurrency - running.size,
+          (concurrency - running.size) * (saturated ? SATURATED_BATCH : BATCH_PER_TASK),
           LEVELS,
         )) as string[];
         if (reply[0] === '') {
@@ -171,8 +218,16 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
           if (!closed) await sleep(dueIn < 0 ? pollMs : Math.max(1, Math.min(pollMs, dueIn)));
           continue;
         }
+        const byView = new Map<string, Claimed[]>();
         for (let i = 0; i < reply.length; i += 2) {
-          const task = run(reply[i]!, reply[i + 1]!).finally(() => running.delete(task));
+          const entry = parse(reply[i]!, reply[i + 1]!);
+          if (!entry) continue;
+          const group = byView.get(entry.view) ?? [];
+          group.push(entry);
+          byView.set(entry.view, group);
+        }
+        for (const [name, entries] of byView) {
+          const task = runView(name, entries).finally(() => running.delete(task));
           running.add(task);
         }
       } catch (error) {
@@ -216,7 +271,8 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     start() {
       loop ??= main();
     },
-    throttle(saturated) {
+    throttle(isSaturated) {
+      saturated = isSaturated;
       concurrency = saturated ? 1 : fullConcurrency;
     },
     close(timeoutMs) {
