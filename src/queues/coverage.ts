@@ -12,9 +12,11 @@ import { QUEUES } from '../contract.ts';
 
 const COVERED_TTL_MS = 60_000;
 
-// Raise the covered mark, never lower it (runs of one identity finish in any order).
-const RAISE = `local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+// Raise each identity's covered mark, never lower it (runs of one identity finish in any order).
+const RAISE = `for i = 1, #KEYS do
+  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
+end
 return 1`;
 
 export function createCoverage(redis: Redis, prefix: string) {
