@@ -51,11 +51,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
         const views = createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:views` });
         releases.push('views redis', () => closeRedis(views));
         await connectRedis(views, config.redisUrl, 'REDIS_URL');
+        await warnOnEvictionPolicy(views, logger, 'views');
 
         const queue = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:queue` });
         releases.push('queue redis', () => closeRedis(queue));
         await connectRedis(queue, config.queueRedisUrl, 'QUEUE_REDIS_URL');
-        await warnOnEvictionPolicy(queue, logger);
+        await warnOnEvictionPolicy(queue, logger, 'queue');
 
         // Run locks share the job lock lifetime: a dead daemon's (view, params) is free again as soon as
         // its jobs are (write-behind refreshes retry on a held lock).

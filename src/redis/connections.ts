@@ -96,18 +96,33 @@ export async function closeRedis(redis: Redis): Promise<void> {
 }
 
 /**
- * BullMQ keeps jobs and locks in keys with TTLs; any eviction policy but `noeviction` can silently drop
- * jobs. Logs one warning line when the queue Redis is configured otherwise. Managed Redis services that
- * hide `CONFIG`/`INFO` are skipped with a debug line.
+ * Logs one warning line when a Redis's eviction policy can lose what viewkeeper keeps there:
+ * - `queue`: BullMQ keeps jobs and locks in keys with TTLs; any policy but `noeviction` can silently
+ *   drop jobs.
+ * - `views`: an `allkeys-*` policy can evict viewkeeper's own bookkeeping — a view's metadata hash
+ *   (its sequence counter) and key index — which have no TTL. A view whose sequence restarted skips
+ *   writes its index says are newer, and a lost index leaves orphan keys behind. `volatile-*`
+ *   policies evict only keys with a TTL (views with `ttl`, `cached()` entries) and are safe.
+ * Managed Redis services that hide `INFO` are skipped with a debug line. Returns the policy.
  */
-export async function warnOnEvictionPolicy(redis: Redis, logger: Logger): Promise<string | undefined> {
+export async function warnOnEvictionPolicy(
+  redis: Redis,
+  logger: Logger,
+  role: 'queue' | 'views' = 'queue',
+): Promise<string | undefined> {
   try {
     const info = await redis.info('memory');
     const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
-    if (policy && policy !== 'noeviction') {
+    if (role === 'queue' && policy && policy !== 'noeviction') {
       logger.warn(
         { policy },
         `queue redis maxmemory-policy is ${policy}, not noeviction: queued jobs can be evicted and lost; set maxmemory-policy noeviction on QUEUE_REDIS_URL`,
+      );
+    }
+    if (role === 'views' && policy?.startsWith('allkeys-')) {
+      logger.warn(
+        { policy },
+        `views redis maxmemory-policy is ${policy}: it can evict viewkeeper's view sequences and key indexes (no TTL), after which refreshes skip writes; set maxmemory-policy volatile-lru (evicts keys with a TTL: give views a ttl) or noeviction on REDIS_URL`,
       );
     }
     return policy;

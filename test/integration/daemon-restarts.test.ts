@@ -36,10 +36,10 @@ function freePort(): Promise<number> {
   });
 }
 
-async function startRedis(port: number): Promise<ChildProcess> {
+async function startRedis(port: number, extra: string[] = []): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra],
     {
       stdio: 'ignore',
     },
@@ -101,5 +101,35 @@ describe('a running daemon across server restarts', () => {
     expect(after.stdout).toMatch(/^refreshed user_stats \(partial\): 1 rows/);
     expect(daemon.child.exitCode).toBeNull();
     expect(await daemon.stop()).toBe(0);
+  });
+});
+
+describe('eviction policies', () => {
+  it('warns at start-up when the view Redis may evict view bookkeeping (allkeys-*), not with volatile-lru', async () => {
+    const outputs: Record<string, string> = {};
+    for (const policy of ['allkeys-lru', 'volatile-lru']) {
+      const port = await freePort();
+      const views = await startRedis(port, ['--maxmemory-policy', policy]);
+      try {
+        const daemon = startDaemon({
+          ...ctx.env,
+          REDIS_URL: `redis://127.0.0.1:${port}/0`,
+          QUEUE_REDIS_URL: ctx.redisUrl,
+          LOG_LEVEL: 'info',
+        });
+        daemons.push(daemon);
+        await daemon.waitFor('daemon started');
+        expect(await daemon.stop()).toBe(0);
+        outputs[policy] = daemon.output();
+      } finally {
+        views.kill('SIGKILL');
+      }
+    }
+    expect(outputs['allkeys-lru']).toContain(
+      "views redis maxmemory-policy is allkeys-lru: it can evict viewkeeper's view sequences and key indexes",
+    );
+    expect(outputs['volatile-lru']).toContain('daemon started');
+    expect(outputs['volatile-lru']).not.toContain('maxmemory-policy');
+    expect(outputs['allkeys-lru']).not.toContain('queue redis maxmemory-policy');
   });
 });

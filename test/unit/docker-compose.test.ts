@@ -91,10 +91,10 @@ describe('docker-compose.yml', () => {
     expect(service('queue-redis').image).toMatch(/^redis:7(\.|$)/);
   });
 
-  it('caps view redis memory and evicts least recently used keys', () => {
+  it('caps view redis memory and evicts only keys with a TTL (never view bookkeeping)', () => {
     const command = commandText('view-redis');
     expect(command).toMatch(/--maxmemory\s+\d+/);
-    expect(command).toMatch(/--maxmemory-policy\s+allkeys-lru/);
+    expect(command).toMatch(/--maxmemory-policy\s+volatile-lru/);
     expect(service('view-redis').image).toMatch(/^redis:7(\.|$)/);
   });
 
