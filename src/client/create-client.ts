@@ -246,7 +246,16 @@ export function createClient<const V extends ViewMap = ViewMap>(
     core,
     views,
     { onMiss: resolved.onMiss, missTimeoutMs: resolved.missTimeoutMs },
-    (view, params, timeoutMs) => enqueue(view, params, timeoutMs, 'client miss'),
+    async (view, params, timeoutMs) => {
+      const job = await enqueue(view, params, timeoutMs, 'client miss');
+      return {
+        async failure() {
+          // A deduplicated request returns the job it joined: its failure is ours too.
+          const current = job.id ? await refreshQueue!.getJob(job.id) : undefined;
+          return current && (await current.isFailed()) ? current.failedReason || 'failed' : undefined;
+        },
+      };
+    },
   );
   const cache = createCacheAside(core, resolved.cache);
 

@@ -1,5 +1,6 @@
 import { ViewkeeperError } from '../errors.ts';
 import { parseKeyTemplate } from '../views/key-template.ts';
+import { type ParamSpec, validateParams } from '../views/params.ts';
 
 /** How a view lives in Redis (the same four shapes as `defineView`). */
 export type ClientViewShape = 'hash' | 'value' | 'zset' | 'json';
@@ -12,6 +13,11 @@ export interface ViewDescriptor {
   shape: ClientViewShape;
   /** `user_stats:{user_id}`, or a parsed template with the pattern as `source`. */
   key: string | { readonly source: string };
+  /**
+   * The view's refresh params and their types (a `ViewDefinition` carries them): a miss with params
+   * the daemon would reject then fails at once with the reason, instead of enqueueing a refresh.
+   */
+  params?: ParamSpec;
 }
 
 export interface NamedViewDescriptor extends ViewDescriptor {
@@ -36,6 +42,8 @@ export interface ResolvedView {
   placeholders: string[];
   /** The Redis key for `params`; throws `E_BAD_PARAMS` when one is missing. */
   keyFor(params: ViewParams | undefined): string;
+  /** Throws `E_BAD_PARAMS`, as the daemon would, when `params` do not fit the view's declared params. */
+  checkRefreshParams(params: ViewParams): void;
 }
 
 const SHAPES: ClientViewShape[] = ['hash', 'value', 'zset', 'json'];
@@ -56,6 +64,9 @@ function resolveOne(name: string, descriptor: ViewDescriptor): ResolvedView {
     throw new ViewkeeperError('E_CONFIG', (error as Error).message);
   }
   const placeholders = template.columns;
+  const declared = descriptor.params;
+  const paramSpec =
+    declared && typeof declared === 'object' && Object.keys(declared).length > 0 ? declared : undefined;
   const perRow = descriptor.shape === 'hash' || descriptor.shape === 'value';
   if (perRow !== placeholders.length > 0) {
     throw new ViewkeeperError(
@@ -80,6 +91,9 @@ function resolveOne(name: string, descriptor: ViewDescriptor): ResolvedView {
         );
       }
       return template.fill(params ?? {});
+    },
+    checkRefreshParams(params) {
+      if (paramSpec) validateParams(name, paramSpec, params);
     },
   };
 }

@@ -40,7 +40,19 @@ export interface ViewReader {
 }
 
 /** Asks the daemon to refresh `view` (coalesced); resolves once the job is accepted. */
-export type Enqueue = (view: string, params: ViewParams | undefined, timeoutMs: number) => Promise<unknown>;
+/** An enqueued refresh: `failure()` is the daemon's reason once the job failed, else undefined. */
+export interface EnqueuedRefresh {
+  failure(): Promise<string | undefined>;
+}
+
+export type Enqueue = (
+  view: string,
+  params: ViewParams | undefined,
+  timeoutMs: number,
+) => Promise<EnqueuedRefresh>;
+
+/** How often a miss waiting for its refresh event checks whether the refresh job failed. */
+const FAILURE_POLL_MS = 200;
 
 /** `undefined` = the key is missing (a miss); anything else, `null` included, is an answer. */
 type Fetch<T> = (redis: Redis) => Promise<T | undefined>;
@@ -101,19 +113,49 @@ export function createViewReader(
         `cannot wait for a refresh of ${spec.view.name}: the events channel ${core.channel} is not subscribed`,
       );
     }
+    const refreshParams = spec.view.placeholders.length > 0 ? spec.params : undefined;
+    if (refreshParams) spec.view.checkRefreshParams(refreshParams);
     const waiter = bus.waitForView(
       spec.view.name,
       spec.redisKey,
       Math.max(1, timeoutMs - (Date.now() - started)),
     );
+    let enqueued: EnqueuedRefresh;
     try {
-      const refreshParams = spec.view.placeholders.length > 0 ? spec.params : undefined;
-      await enqueue(spec.view.name, refreshParams, Math.max(1, timeoutMs - (Date.now() - started)));
+      enqueued = await enqueue(
+        spec.view.name,
+        refreshParams,
+        Math.max(1, timeoutMs - (Date.now() - started)),
+      );
     } catch (error) {
       waiter.cancel();
       throw error;
     }
-    if (!(await waiter.promise)) {
+    // A refresh the daemon rejects (bad params, a failing query) sends no event: watch the job too,
+    // so the caller gets the daemon's reason now rather than a timeout later.
+    let waiting = true;
+    const failed = (async (): Promise<string | undefined> => {
+      while (waiting) {
+        await new Promise((resolve) => setTimeout(resolve, FAILURE_POLL_MS).unref());
+        if (!waiting) return undefined;
+        const reason = await enqueued.failure().catch(() => undefined);
+        if (reason !== undefined) return reason;
+      }
+      return undefined;
+    })();
+    const outcome = await Promise.race([
+      waiter.promise.then((seen) => ({ seen })),
+      failed.then((reason) => ({ reason })),
+    ]);
+    waiting = false;
+    if ('reason' in outcome && outcome.reason !== undefined) {
+      waiter.cancel();
+      throw new ViewkeeperError(
+        'E_JOB_FAILED',
+        `${spec.redisKey} (view ${spec.view.name}) is missing and its refresh failed: ${outcome.reason}`,
+      );
+    }
+    if (!('seen' in outcome && outcome.seen)) {
       throw new ViewkeeperError(
         'E_TIMEOUT',
         `${spec.redisKey} (view ${spec.view.name}) is missing and no refresh event arrived within ${timeoutMs} ms; is a daemon consuming the refresh queue with prefix ${core.prefix}?`,

@@ -84,6 +84,16 @@ describe('typed view reads', () => {
     await expect(client.zset('trending', { top: 0 })).rejects.toMatchObject({ code: 'E_BAD_PARAMS' });
   });
 
+  it('onMiss refresh with params the view does not accept fails at once, naming the param', async () => {
+    const started = Date.now();
+    const error = await client
+      .hash('user_stats', { user_id: 'abc' }, { onMiss: 'refresh', timeoutMs: 10_000 })
+      .catch((caught: unknown) => caught);
+    expect(code(error)).toBe('E_BAD_PARAMS');
+    expect(String(error)).toContain('user_id');
+    expect(Date.now() - started).toBeLessThan(5000); // not the 10 s wait for an event that never comes
+  });
+
   it('onMiss refresh without a daemon: E_TIMEOUT after the bounded wait', async () => {
     await ctx.redis.del(`user:${userId}`);
     await expect(
@@ -120,6 +130,25 @@ describe('with a daemon running', () => {
       await expect(
         client.refresh('no_such_view', undefined, { wait: true, timeoutMs: 15_000 }).catch(code),
       ).resolves.toBe('E_JOB_FAILED');
+
+      // A client that knows only the key template enqueues; the daemon rejects the params and the
+      // read fails with its reason, long before the wait for an event would end.
+      const plain = createClient({
+        redisUrl: ctx.redisUrl,
+        prefix: ctx.prefix,
+        views: { user_stats: { shape: 'hash', key: 'user_stats:{user_id}' } },
+      });
+      try {
+        const started = Date.now();
+        const error = await plain
+          .hash('user_stats', { user_id: 'abc' }, { onMiss: 'refresh', timeoutMs: 30_000 })
+          .catch((caught: unknown) => caught);
+        expect(code(error)).toBe('E_JOB_FAILED');
+        expect(String(error)).toMatch(/user_stats:abc .*refresh failed: .*user_id/);
+        expect(Date.now() - started).toBeLessThan(15_000);
+      } finally {
+        await plain.close();
+      }
     } finally {
       await daemon.stop();
     }
