@@ -50,6 +50,19 @@ export function createPartialBatcher(options: PartialBatcherOptions): PartialBat
   const perView = options.perView ?? BATCHER_DEFAULTS.perView;
   const queues = new Map<string, { view: ViewDefinition; pending: Pending[]; running: number }>();
 
+  async function runOne(
+    view: ViewDefinition,
+    params: Record<string, unknown>,
+    jobId: string | undefined,
+  ): Promise<PartialOutcome> {
+    const identity = refreshIdentity(view.name, params);
+    const { covered, counter } = await coverage.check(identity, jobId);
+    if (covered) return { status: 'covered' };
+    const outcome = await engine.refresh(view, params, { trigger: 'queue' });
+    if (outcome.status === 'done') await coverage.markCovered([identity], counter);
+    return outcome;
+  }
+
   async function runBatch(view: ViewDefinition, batch: Pending[]): Promise<void> {
     try {
       await slots.run(async () => {
@@ -91,6 +104,9 @@ export function createPartialBatcher(options: PartialBatcherOptions): PartialBat
 
   return {
     submit(view, params, jobId) {
+      // A view without batchPartials runs one query per key anyway: run each job on its own, so a
+      // failure stays that job's.
+      if (!view.batchColumn) return slots.run(() => runOne(view, params, jobId));
       return new Promise<PartialOutcome>((resolve, reject) => {
         let queue = queues.get(view.name);
         if (!queue) {

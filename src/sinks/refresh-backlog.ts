@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { createSlots } from '../queues/slots.ts';
 import { backoffMs } from '../queues/transient.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import { validateParams } from '../views/params.ts';
@@ -103,6 +104,8 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
   const running = new Set<Promise<void>>();
   let concurrency = fullConcurrency;
   let saturated = false;
+  /** Bounds the one-by-one refreshes (views without batchPartials) across tasks. */
+  const singles = createSlots(fullConcurrency);
   let closed = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
@@ -152,8 +155,8 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
   }
 
   /**
-   * Runs the claimed entries of one view: its partial refreshes as one batch (refreshBatch), a full
-   * refresh on its own.
+   * Runs the claimed entries of one view: its partial refreshes as one batch (refreshBatch) when the
+   * view declares batchPartials; anything else (a full refresh, partials of other views) one by one.
    */
   async function runView(name: string, entries: Claimed[]): Promise<void> {
     const view = options.views(name);
@@ -162,27 +165,33 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
       await Promise.all(entries.map((entry) => scripts.vkReleaseRefresh(key, entry.lease, entry.member)));
       return;
     }
-    const partials = entries.filter((entry) => entry.params !== undefined);
-    const fulls = entries.filter((entry) => entry.params === undefined);
-    if (partials.length > 0) {
+    // One batched run for a view that allows it; otherwise each entry on its own, failing alone.
+    const batched = view.batchColumn ? entries.filter((entry) => entry.params !== undefined) : [];
+    const inBatch = new Set(batched);
+    const single = entries.filter((entry) => !inBatch.has(entry));
+    if (batched.length > 0) {
       try {
         const outcomes = await engine.refreshBatch(
           view,
-          partials.map((entry) => entry.params!),
+          batched.map((entry) => entry.params!),
           { trigger: 'write-behind' },
         );
-        await Promise.all(partials.map((entry, i) => settle(entry, outcomes[i]!)));
+        await Promise.all(batched.map((entry, i) => settle(entry, outcomes[i]!)));
       } catch (error) {
-        await Promise.all(partials.map((entry) => failed(entry, error)));
+        await Promise.all(batched.map((entry) => failed(entry, error)));
       }
     }
-    for (const entry of fulls) {
-      try {
-        await settle(entry, await engine.refresh(view, undefined, { trigger: 'write-behind' }));
-      } catch (error) {
-        await failed(entry, error);
-      }
-    }
+    await Promise.all(
+      single.map((entry) =>
+        singles.run(async () => {
+          try {
+            await settle(entry, await engine.refresh(view, entry.params, { trigger: 'write-behind' }));
+          } catch (error) {
+            await failed(entry, error);
+          }
+        }),
+      ),
+    );
   }
 
   /** A claimed entry, or undefined (released, with a warning) when it is not one mark() wrote. */

@@ -496,7 +496,9 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     async refreshBatch(view, paramsList, runOptions = {}) {
       if (paramsList.length === 0) return [];
       if (view.batchColumn) return run(view, paramsList, runOptions);
-      return Promise.all(paramsList.map(async (params) => (await run(view, [params], runOptions))[0]!));
+      const outcomes: RefreshOutcome[] = [];
+      for (const params of paramsList) outcomes.push((await run(view, [params], runOptions))[0]!);
+      return outcomes;
     },
 
     async beginChunked(view, runOptions = {}) {
