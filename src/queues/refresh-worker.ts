@@ -161,7 +161,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
           for (const worker of workers) worker.cancelAllJobs('daemon shutting down');
           await Promise.race([
             Promise.all(workers.map((worker) => worker.close(true))),
-            new Promise((resolve) => setTimeout(resolve, 5000)),
+            new Promise((resolve) => setTimeout(resolve, 5000).unref()),
           ]);
         }
         await chunkQueue.close().catch(() => undefined);

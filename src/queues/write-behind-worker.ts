@@ -414,7 +414,10 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
         clearInterval(renew);
         clearInterval(prune);
         await backlog.close(Math.max(0, deadline - Date.now()));
-        await Promise.race([worker.close(!flushed), new Promise((resolve) => setTimeout(resolve, 5000))]);
+        await Promise.race([
+          worker.close(!flushed),
+          new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+        ]);
       })();
       return closing;
     },
