@@ -42,7 +42,10 @@ export interface ClientHealth {
 }
 
 /** The app-side library. Create one per process and share it; `close()` it on shutdown. */
-export interface ViewkeeperClient<V extends ViewMap = ViewMap> {
+// The default is `any`, not ViewMap: a client typed by its views must be assignable to the plain
+// `ViewkeeperClient` (a function taking any client), and TypeScript measures V as invariant here.
+// biome-ignore lint/suspicious/noExplicitAny: see above
+export interface ViewkeeperClient<V extends ViewMap = any> {
   /**
    * Asks the daemon to refresh `view` — all of it, or the keys `params` select — through the refresh
    * queue (coalesced with identical requests). With `wait`, resolves with the run's result, or

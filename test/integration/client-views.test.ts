@@ -71,6 +71,9 @@ describe('typed view reads', () => {
       expect((await typed.zset('top', { top: 3 })).length).toBe(3);
       // @ts-expect-error a zset view is not a hash view
       await expect(typed.hash('top', { user_id: userId })).rejects.toMatchObject({ code: 'E_BAD_PARAMS' });
+      // A typed client goes wherever a plain one is expected (checked by npm run typecheck).
+      const plain: ViewkeeperClient = typed;
+      expect(await plain.hash('stats', { user_id: userId })).not.toBeNull();
     } finally {
       await typed.close();
     }
