@@ -35,7 +35,7 @@ interface Pending {
   reject(error: unknown): void;
 }
 
-export const BATCHER_DEFAULTS = { maxBatch: 500, perView: 1 } as const;
+export const BATCHER_DEFAULTS = { maxBatch: 500, perView: 2 } as const;
 
 /**
  * Groups the partial refresh jobs of a view that the worker holds at the same time into one engine
