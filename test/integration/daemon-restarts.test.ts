@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedDemo } from '../../src/db/seed-demo.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
-import { type DaemonProcess, startDaemon } from '../helpers/daemon.ts';
+import { createJobsDir, type DaemonProcess, SRC_INDEX, startDaemon } from '../helpers/daemon.ts';
 
 // What a running daemon does when its servers go away and come back: Postgres connections are cut
 // (what a restart or failover looks like from the daemon), and a Redis server is killed and started
@@ -131,5 +131,65 @@ describe('eviction policies', () => {
     expect(outputs['volatile-lru']).toContain('daemon started');
     expect(outputs['volatile-lru']).not.toContain('maxmemory-policy');
     expect(outputs['allkeys-lru']).not.toContain('queue redis maxmemory-policy');
+  });
+});
+
+describe('a refresh job whose daemons die', () => {
+  it('survives two daemons killed with SIGKILL while running it, and completes on the third', async () => {
+    const { createQueue } = await import('../../src/queues/factories.ts');
+    const { closeRedis, connectRedis, createRedis } = await import('../../src/redis/connections.ts');
+    const jobs = createJobsDir({
+      'slow.ts': `import { sql } from 'kysely';
+import { defineView } from ${JSON.stringify(SRC_INDEX)};
+export default defineView()({
+  name: 'slow',
+  shape: 'value',
+  key: 'slow:{id}',
+  value: 'v',
+  query: (db) => db.selectNoFrom([sql\`1\`.as('id'), sql\`(select now() from pg_sleep(2.5))\`.as('v')]),
+});
+`,
+    });
+    const connection = createRedis(ctx.redisUrl, { role: 'queue', name: 'test-stall' });
+    await connectRedis(connection, ctx.redisUrl, 'REDIS_URL');
+    const queue = createQueue('refresh', connection, ctx.prefix);
+    const env = { ...ctx.env, VK_JOBS_DIR: jobs.dir, VK_JOB_LOCK_MS: '2000', LOG_LEVEL: 'info' };
+    try {
+      const job = await queue.add('slow', {});
+      const runningOn = async (daemon: DaemonProcess, starts: number) => {
+        daemons.push(daemon);
+        await daemon.waitFor('daemon started');
+        const deadline = Date.now() + 20_000;
+        for (;;) {
+          const current = await queue.getJob(job.id!);
+          if ((await current?.getState()) === 'active' && (current?.attemptsStarted ?? 0) >= starts) return;
+          if (Date.now() > deadline)
+            throw new Error(`job not active a ${starts}th time: ${await current?.getState()}`);
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      };
+      for (const starts of [1, 2]) {
+        const daemon = startDaemon(env);
+        await runningOn(daemon, starts);
+        await daemon.stop('SIGKILL');
+      }
+      const last = startDaemon(env);
+      daemons.push(last);
+      const deadline = Date.now() + 30_000;
+      let state = await job.getState();
+      while (state !== 'completed' && state !== 'failed' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        state = await job.getState();
+      }
+      const finished = await queue.getJob(job.id!);
+      expect({ state, reason: finished?.failedReason }).toEqual({ state: 'completed', reason: undefined });
+      expect(finished!.attemptsStarted).toBeGreaterThanOrEqual(3);
+      expect(await ctx.redis.exists('slow:1')).toBe(1);
+      expect(await last.stop()).toBe(0);
+    } finally {
+      await queue.close();
+      await closeRedis(connection);
+      jobs.remove();
+    }
   });
 });
