@@ -422,16 +422,18 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
   ): Promise<RefreshOutcome[]> {
     const requested = paramsList ?? [undefined];
     const identities = requested.map((params) => refreshIdentity(view.name, params));
-    const unique = [...new Set(identities)];
+    // The same (view, params) asked twice runs once: its first params stand for it.
+    const paramsOf = new Map<string, Record<string, unknown> | undefined>();
+    for (const [i, identity] of identities.entries()) {
+      if (!paramsOf.has(identity)) paramsOf.set(identity, requested[i]);
+    }
+    const unique = [...paramsOf.keys()];
     const token = randomUUID();
     const { seq, states } = await acquire(view, unique, token, lockTtlMs, runOptions.ignoreWindow);
     const stateOf = new Map(unique.map((identity, i) => [identity, states[i]!]));
     const taken = unique.filter((identity) => stateOf.get(identity) === null);
     if (taken.length === 0) return identities.map((identity) => stateOf.get(identity)!);
-    const firstIndex = new Map<string, number>();
-    for (const [i, identity] of identities.entries())
-      if (!firstIndex.has(identity)) firstIndex.set(identity, i);
-    const takenParams = paramsList && taken.map((identity) => paramsList[firstIndex.get(identity)!]!);
+    const takenParams = paramsList && taken.map((identity) => paramsOf.get(identity)!);
     const scope: RunScope = takenParams ? { kind: 'partial', params: takenParams } : { kind: 'full' };
     const started = performance.now();
     const startedAt = new Date();
