@@ -36,6 +36,7 @@ const HAND_OFF_DEDUPLICATION = `if redis.call('EXISTS', KEYS[2]) == 0 and redis.
   return redis.call('DEL', KEYS[1])
 end
 return 0`;
+
 const CHUNK_ATTEMPTS = 5;
 
 export interface ChunkedRebuildOptions {
