@@ -247,13 +247,32 @@ async function partials(ctx: Ctx): Promise<void> {
       'keys/s',
     );
   }
+  // batched partials (batchPartials): `size` keys per engine run, one run at a time
+  for (const size of [50, 500]) {
+    await measure(
+      `partials: engine.refreshBatch in-process, ${size} keys per run (keys/s)`,
+      async () => {
+        const t = now();
+        for (let done = 0; done < 4000; done += size) {
+          const params = Array.from({ length: size }, (_, i) => ({
+            user_id: String(((offset + done + i) % 20000) + 1),
+          }));
+          await ctx.engine.refreshBatch(userStatsView, params, { ignoreWindow: true });
+        }
+        offset += 4000;
+        return 4000_000 / (now() - t);
+      },
+      'keys/s',
+    );
+  }
   const before = await commandStats(ctx.redis);
   await lanes(1000, 4, offset);
   notes.push(`engine partial: ${statsDelta(before, await commandStats(ctx.redis), 1000)}`);
 
   // BullMQ without the engine: pre-enqueued jobs with the same options, a no-op processor
   const queue = createQueue('diag-noop', ctx.queueRedis, PREFIX);
-  for (const concurrency of [4, 16]) {
+  // 256 = what the refresh worker holds at VK_REFRESH_CONCURRENCY 4 (64 jobs per slot)
+  for (const concurrency of [4, 16, 256]) {
     await measure(
       `partials: BullMQ no-op worker, concurrency ${concurrency} (jobs/s)`,
       async () => {
