@@ -99,9 +99,9 @@ export async function closeRedis(redis: Redis): Promise<void> {
  * Logs one warning line when a Redis's eviction policy can lose what viewkeeper keeps there:
  * - `queue`: BullMQ keeps jobs and locks in keys with TTLs; any policy but `noeviction` can silently
  *   drop jobs.
- * - `views`: an `allkeys-*` policy can evict viewkeeper's own bookkeeping — a view's metadata hash
- *   (its sequence counter) and key index — which have no TTL. A view whose sequence restarted skips
- *   writes its index says are newer, and a lost index leaves orphan keys behind. `volatile-*`
+ * - `views`: an `allkeys-*` policy can evict viewkeeper's own bookkeeping, which has no TTL: a view's
+ *   metadata (version, last run; its sequence is recovered from the indexes) and its key index,
+ *   without which a full rebuild cannot find the keys of vanished rows, so they stay. `volatile-*`
  *   policies evict only keys with a TTL (views with `ttl`, `cached()` entries) and are safe.
  * Managed Redis services that hide `INFO` are skipped with a debug line. Returns the policy.
  */
@@ -122,7 +122,7 @@ export async function warnOnEvictionPolicy(
     if (role === 'views' && policy?.startsWith('allkeys-')) {
       logger.warn(
         { policy },
-        `views redis maxmemory-policy is ${policy}: it can evict viewkeeper's view sequences and key indexes (no TTL), after which refreshes skip writes; set maxmemory-policy volatile-lru (evicts keys with a TTL: give views a ttl) or noeviction on REDIS_URL`,
+        `views redis maxmemory-policy is ${policy}: it can evict viewkeeper's view metadata and key indexes (no TTL), after which keys of deleted rows are never removed; set maxmemory-policy volatile-lru (evicts keys with a TTL: give views a ttl) or noeviction on REDIS_URL`,
       );
     }
     return policy;

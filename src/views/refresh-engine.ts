@@ -246,7 +246,8 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     ttl: number,
     ignoreWindow?: boolean,
   ): Promise<{ seq: number; states: (Busy | null)[] }> {
-    const keys = [viewKeys(prefix, view.name).meta];
+    const { meta, keyIndex, memberIndex } = viewKeys(prefix, view.name);
+    const keys = [meta, keyIndex, memberIndex];
     for (const identity of identities) {
       const run = runKeys(prefix, identity);
       keys.push(run.lock, run.window);

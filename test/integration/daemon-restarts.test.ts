@@ -126,7 +126,7 @@ describe('eviction policies', () => {
       }
     }
     expect(outputs['allkeys-lru']).toContain(
-      "views redis maxmemory-policy is allkeys-lru: it can evict viewkeeper's view sequences and key indexes",
+      "views redis maxmemory-policy is allkeys-lru: it can evict viewkeeper's view metadata and key indexes",
     );
     expect(outputs['volatile-lru']).toContain('daemon started');
     expect(outputs['volatile-lru']).not.toContain('maxmemory-policy');

@@ -354,6 +354,51 @@ describe('batched partial refreshes (batchPartials)', () => {
   });
 });
 
+describe('lost bookkeeping', () => {
+  it('a view whose metadata hash was evicted keeps refreshing (full and partial), above its old sequences', async () => {
+    const meta = `${ctx.prefix}:view:user_stats`;
+    const view = views.user_stats;
+    await full(view);
+    await full(view);
+    const seqBefore = Number(await ctx.redis.hget(meta, 'seq'));
+    expect(seqBefore).toBeGreaterThan(1);
+    await ctx.redis.del(meta); // what allkeys-lru eviction or a stray DEL does
+
+    await db().insertInto('posts').values({ id: 900201, user_id: 150, title: 'After', upvotes: 9 }).execute();
+    await expectStale(view);
+    await full(view);
+    expect(Number(await ctx.redis.hget(meta, 'seq'))).toBeGreaterThan(seqBefore);
+    await expectConverged(view);
+
+    await db().insertInto('posts').values({ id: 900202, user_id: 151, title: 'After', upvotes: 4 }).execute();
+    await partial(view, { user_id: '151' }, ['user_stats:151']);
+    await expectConverged(view);
+  });
+
+  it('a zset view whose metadata hash was evicted takes partial refreshes again', async () => {
+    const meta = `${ctx.prefix}:view:trending`;
+    const view = views.trending;
+    await full(view);
+    const { rows } = await sql<{ id: string }>`
+      select id from posts where id not in
+        (select post_id from votes where created_at > now() - interval '24 hours') order by id desc limit 1`.execute(
+      db(),
+    );
+    const cold = rows[0]!.id;
+    // A partial first (it removes the absent member), so the member index holds a sequence above 1.
+    await partial(view, { post_id: cold }, ['trending:24h']);
+    await ctx.redis.del(meta);
+    await db()
+      .insertInto('votes')
+      .values({ post_id: cold, user_id: await nonVoter(cold), value: 1, created_at: new Date() })
+      .execute();
+    await expectStale(view);
+    await partial(view, { post_id: cold }, ['trending:24h']);
+    expect(await ctx.redis.zscore('trending:24h', cold)).toBe('1');
+    await expectConverged(view);
+  });
+});
+
 describe('ttl', () => {
   it('gives every key a view with ttl 60 writes a TTL in (0, 60], and a rebuild without ttl removes it', async () => {
     const expectTtls = async (view: ViewDefinition, check: (ttl: number) => boolean) => {

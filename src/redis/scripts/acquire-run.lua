@@ -4,7 +4,13 @@
 -- query's snapshot, so a run with a higher sequence never saw older data than one with a lower
 -- sequence: writes compare sequences to drop stale data.
 --
+-- If the metadata hash is gone (evicted, deleted) while the view's indexes remain, the sequence
+-- continues above the highest one they recorded: restarting at 1 would make every write look older
+-- than the data already there, and the view would stop changing.
+--
 -- KEYS[1] view metadata hash   {prefix}:view:{name}
+-- KEYS[2] key index            {prefix}:view:{name}:keys    (hash and value views)
+-- KEYS[3] member index         {prefix}:view:{name}:members (zset views)
 -- then per identity: its run lock {prefix}:lock:{identity}, its coalescing window {prefix}:window:{identity}
 -- ARGV[1] lock token
 -- ARGV[2] lock ttl (ms)
@@ -13,7 +19,7 @@
 -- 2 = inside the coalescing window; ms = how long that lasts. seq is 0 when nothing was taken.
 local out = {0}
 local taken = 0
-for i = 2, #KEYS, 2 do
+for i = 4, #KEYS, 2 do
   local window = redis.call('PTTL', KEYS[i + 1])
   if window > 0 and ARGV[3] ~= '1' then
     out[#out + 1] = 2
@@ -29,6 +35,14 @@ for i = 2, #KEYS, 2 do
   end
 end
 if taken > 0 then
+  if redis.call('HEXISTS', KEYS[1], 'seq') == 0 then
+    local top = 0
+    for k = 2, 3 do
+      local last = redis.call('ZREVRANGE', KEYS[k], 0, 0, 'WITHSCORES')
+      if last[2] and tonumber(last[2]) > top then top = tonumber(last[2]) end
+    end
+    if top > 0 then redis.call('HSET', KEYS[1], 'seq', string.format('%d', top)) end
+  end
   out[1] = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 end
 return out
