@@ -24,8 +24,8 @@ export interface RefreshWorkerOptions {
   engine: RefreshEngine;
   /**
    * Engine runs at once: full rebuilds, chunked-rebuild steps and batches of partial refreshes. The
-   * worker holds up to PARTIAL_JOBS_PER_SLOT × this many jobs, so that partial refreshes queued at
-   * the same time run together (see partial-batcher.ts).
+   * worker holds up to PARTIAL_JOBS_PER_SLOT × this many jobs (at most MAX_HELD_JOBS), so that
+   * partial refreshes queued at the same time run together (see partial-batcher.ts).
    */
   concurrency: number;
   logger: Logger;
@@ -47,6 +47,8 @@ const CONTROL_ERRORS = [DelayedError, WaitingChildrenError];
 
 /** Jobs held per engine slot: the pool partial refreshes are batched from. */
 const PARTIAL_JOBS_PER_SLOT = 64;
+/** …but never more than this in one daemon (VK_REFRESH_CONCURRENCY goes up to 256). */
+const MAX_HELD_JOBS = 1024;
 
 /**
  * Consumes the `refresh` queue (and the internal `refresh-chunks` queue of chunked rebuilds). Bad
@@ -134,7 +136,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
   // (BullMQ's default allows one stall).
   const workers = [
     createWorker<RefreshJobData, RefreshJobResult>(QUEUES.refresh, process, connection, prefix, {
-      concurrency: options.concurrency * PARTIAL_JOBS_PER_SLOT,
+      concurrency: Math.min(MAX_HELD_JOBS, options.concurrency * PARTIAL_JOBS_PER_SLOT),
       lockDuration,
       stalledInterval: Math.max(500, lockDuration / 2),
       maxStalledCount: maxStarts,
