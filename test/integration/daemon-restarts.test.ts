@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedDemo } from '../../src/db/seed-demo.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
-import { createJobsDir, type DaemonProcess, SRC_INDEX, startDaemon } from '../helpers/daemon.ts';
+import { createJobsDir, type DaemonProcess, REPO_JOBS, SRC_INDEX, startDaemon } from '../helpers/daemon.ts';
 
 // What a running daemon does when its servers go away and come back: Postgres connections are cut
 // (what a restart or failover looks like from the daemon), and a Redis server is killed and started
@@ -190,6 +190,67 @@ export default defineView()({
       await queue.close();
       await closeRedis(connection);
       jobs.remove();
+    }
+  });
+});
+
+describe('batched partial refreshes across daemons', () => {
+  it('600 raw requests (each key 3 times) on 3 daemons, one SIGKILLed mid-way: none fails, every key equals the query', async () => {
+    const { createQueue } = await import('../../src/queues/factories.ts');
+    const { closeRedis, connectRedis, createRedis } = await import('../../src/redis/connections.ts');
+    const connection = createRedis(ctx.redisUrl, { role: 'queue', name: 'test-fleet' });
+    await connectRedis(connection, ctx.redisUrl, 'REDIS_URL');
+    const queue = createQueue('refresh', connection, ctx.prefix);
+    const env = { ...ctx.env, VK_JOBS_DIR: REPO_JOBS, VK_JOB_LOCK_MS: '2000', LOG_LEVEL: 'info' };
+    try {
+      const fleet = [startDaemon(env), startDaemon(env), startDaemon(env)];
+      daemons.push(...fleet);
+      await Promise.all(fleet.map((daemon) => daemon.waitFor('daemon started')));
+      await sql`update posts set upvotes = upvotes + 3 where id % 2 = 0`.execute(ctx.db.db);
+      const { rows: users } = await sql<{ id: string }>`select id::text from users order by id`.execute(
+        ctx.db.db,
+      );
+      // Raw jobs, no deduplication: the same keys race across daemons and batches.
+      const jobs = [1, 2, 3].flatMap(() =>
+        users.map((user) => ({ name: 'user_stats', data: { params: { user_id: user.id } } })),
+      );
+      await queue.addBulk(jobs);
+      const pending = (c: Record<string, number>) =>
+        (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const beforeKill = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+      await fleet[0]!.stop('SIGKILL');
+      expect(pending(beforeKill)).toBeGreaterThan(0); // the kill lands mid-way (coalescing windows)
+
+      const deadline = Date.now() + 60_000;
+      let counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed');
+      while (pending(counts) > 0 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed');
+      }
+      expect(counts).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 0 });
+
+      const { rows } = await sql<{
+        user_id: string;
+        post_count: string;
+        total_upvotes: string;
+        avg_upvotes: string;
+      }>`
+        select u.id::text as user_id, count(p.id)::text as post_count,
+          coalesce(sum(p.upvotes), 0)::text as total_upvotes, round(coalesce(avg(p.upvotes), 0), 2)::text as avg_upvotes
+        from users u left join posts p on p.user_id = u.id group by u.id`.execute(ctx.db.db);
+      expect(rows.length).toBe(users.length);
+      for (const row of rows) {
+        expect(await ctx.redis.hgetall(`user_stats:${row.user_id}`)).toEqual({
+          post_count: row.post_count,
+          total_upvotes: row.total_upvotes,
+          avg_upvotes: row.avg_upvotes,
+        });
+      }
+      for (const daemon of fleet.slice(1)) expect(await daemon.stop()).toBe(0);
+    } finally {
+      await queue.close();
+      await closeRedis(connection);
     }
   });
 });
