@@ -6,6 +6,7 @@ import { seedDemo } from '../../src/db/seed-demo.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { createJobsDir, type DaemonProcess, REPO_JOBS, SRC_INDEX, startDaemon } from '../helpers/daemon.ts';
+import { actualContent, expectedContent, loadDemoViews } from '../helpers/views.ts';
 
 // What a running daemon does when its servers go away and come back: Postgres connections are cut
 // (what a restart or failover looks like from the daemon), and a Redis server is killed and started
@@ -230,23 +231,10 @@ describe('batched partial refreshes across daemons', () => {
       }
       expect(counts).toMatchObject({ waiting: 0, active: 0, delayed: 0, failed: 0 });
 
-      const { rows } = await sql<{
-        user_id: string;
-        post_count: string;
-        total_upvotes: string;
-        avg_upvotes: string;
-      }>`
-        select u.id::text as user_id, count(p.id)::text as post_count,
-          coalesce(sum(p.upvotes), 0)::text as total_upvotes, round(coalesce(avg(p.upvotes), 0), 2)::text as avg_upvotes
-        from users u left join posts p on p.user_id = u.id group by u.id`.execute(ctx.db.db);
-      expect(rows.length).toBe(users.length);
-      for (const row of rows) {
-        expect(await ctx.redis.hgetall(`user_stats:${row.user_id}`)).toEqual({
-          post_count: row.post_count,
-          total_upvotes: row.total_upvotes,
-          avg_upvotes: row.avg_upvotes,
-        });
-      }
+      const view = (await loadDemoViews()).user_stats;
+      const expected = await expectedContent(ctx.db, view);
+      expect(expected.shape === 'hash' && Object.keys(expected.keys)).toHaveLength(users.length);
+      expect(await actualContent(ctx.redis, ctx.prefix, view)).toEqual(expected);
       for (const daemon of fleet.slice(1)) expect(await daemon.stop()).toBe(0);
     } finally {
       await queue.close();

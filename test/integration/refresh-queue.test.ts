@@ -15,6 +15,7 @@ import { defineView, type StreamableQuery, type ViewDefinition } from '../../src
 import { createRefreshEngine, type RefreshEngine } from '../../src/views/refresh-engine.ts';
 import { createRegistry, loadRegistry, type Registry } from '../../src/views/registry.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
+import { actualContent, expectedContent } from '../helpers/views.ts';
 
 // The refresh queue end to end with an in-process worker: bad input (guarantee 6), coalescing and
 // never-overlapping runs (guarantee 3), retries of transient failures, graceful shutdown.
@@ -438,24 +439,9 @@ describe('refresh queue: batched partial refreshes', () => {
     const runs = (await version('user_stats')) - before;
     expect(runs).toBeGreaterThanOrEqual(1);
     expect(runs).toBeLessThan(50); // one run per key would be 100
-    // The view's own definition, written out: what every key must hold now.
-    const { rows } = await sql<{
-      user_id: string;
-      post_count: string;
-      total_upvotes: string;
-      avg_upvotes: string;
-    }>`
-      select u.id::text as user_id, count(p.id)::text as post_count,
-        coalesce(sum(p.upvotes), 0)::text as total_upvotes, round(coalesce(avg(p.upvotes), 0), 2)::text as avg_upvotes
-      from users u left join posts p on p.user_id = u.id where u.id <= 100 group by u.id`.execute(ctx.db.db);
-    expect(rows).toHaveLength(100);
-    for (const row of rows) {
-      expect(await ctx.redis.hgetall(`user_stats:${row.user_id}`)).toEqual({
-        post_count: row.post_count,
-        total_upvotes: row.total_upvotes,
-        avg_upvotes: row.avg_upvotes,
-      });
-    }
+    const expected = await expectedContent(ctx.db, view);
+    expect(expected.shape === 'hash' && Object.keys(expected.keys)).toHaveLength(100);
+    expect(await actualContent(ctx.redis, ctx.prefix, view)).toEqual(expected);
   });
 });
 
