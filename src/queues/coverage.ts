@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { QUEUES } from '../contract.ts';
+import type { RefreshOutcome } from '../views/refresh-engine.ts';
 
 // A refresh request is satisfied by any successful run whose snapshot was taken after the request
 // was enqueued. BullMQ numbers jobs from one Redis counter ({prefix}:refresh:id, incremented by every
@@ -22,8 +23,10 @@ return 1`;
 export function createCoverage(redis: Redis, prefix: string) {
   const counterKey = `${prefix}:${QUEUES.refresh}:id`;
   const coveredKey = (identity: string) => `${prefix}:covered:${identity}`;
-  /** Whether each job is already covered by a finished run of its identity, in one round trip; and the
-   * counter reading to pass to `markCovered` for the jobs that run now. */
+  /**
+   * Whether each job is already covered by a finished run of its identity, in one round trip; and
+   * the counter reading to pass to `markCovered` for the jobs that run now.
+   */
   async function checkMany(
     jobs: { identity: string; jobId: string | undefined }[],
   ): Promise<{ covered: boolean[]; counter: number }> {
@@ -36,20 +39,29 @@ export function createCoverage(redis: Redis, prefix: string) {
     return { covered, counter: Number(replies.at(-1) ?? 0) };
   }
 
+  /** Marks every job numbered up to `counter` covered for these identities (runs that succeeded). */
+  async function markCovered(identities: string[], counter: number): Promise<void> {
+    if (identities.length === 0) return;
+    await redis.eval(RAISE, identities.length, ...identities.map(coveredKey), counter, COVERED_TTL_MS);
+  }
+
   return {
     checkMany,
-    /** `checkMany` for one job. */
-    async check(identity: string, jobId: string | undefined): Promise<{ covered: boolean; counter: number }> {
+    markCovered,
+    /**
+     * Runs one job's refresh unless a finished run already covers it; a run that succeeds covers
+     * every job of `identity` queued before it started.
+     */
+    async runUnlessCovered(
+      identity: string,
+      jobId: string | undefined,
+      run: () => Promise<RefreshOutcome>,
+    ): Promise<RefreshOutcome | { status: 'covered' }> {
       const { covered, counter } = await checkMany([{ identity, jobId }]);
-      return { covered: covered[0]!, counter };
-    },
-    /** Marks every job numbered up to `counter` covered for these identities (runs that succeeded). */
-    async markCovered(identities: string[], counter: number): Promise<void> {
-      if (identities.length === 0) return;
-      const pipeline = redis.pipeline();
-      for (const identity of identities)
-        pipeline.eval(RAISE, 1, coveredKey(identity), counter, COVERED_TTL_MS);
-      await pipeline.exec();
+      if (covered[0]) return { status: 'covered' };
+      const outcome = await run();
+      if (outcome.status === 'done') await markCovered([identity], counter);
+      return outcome;
     },
   };
 }

@@ -50,17 +50,14 @@ export function createPartialBatcher(options: PartialBatcherOptions): PartialBat
   const perView = options.perView ?? BATCHER_DEFAULTS.perView;
   const queues = new Map<string, { view: ViewDefinition; pending: Pending[]; running: number }>();
 
-  async function runOne(
+  function runOne(
     view: ViewDefinition,
     params: Record<string, unknown>,
     jobId: string | undefined,
   ): Promise<PartialOutcome> {
-    const identity = refreshIdentity(view.name, params);
-    const { covered, counter } = await coverage.check(identity, jobId);
-    if (covered) return { status: 'covered' };
-    const outcome = await engine.refresh(view, params, { trigger: 'queue' });
-    if (outcome.status === 'done') await coverage.markCovered([identity], counter);
-    return outcome;
+    return coverage.runUnlessCovered(refreshIdentity(view.name, params), jobId, () =>
+      engine.refresh(view, params, { trigger: 'queue' }),
+    );
   }
 
   async function runBatch(view: ViewDefinition, batch: Pending[]): Promise<void> {

@@ -109,14 +109,14 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
         );
       }
       const identity = refreshIdentity(request.view.name, undefined);
-      return await slots.run(async () => {
-        const { covered, counter } = await coverage.check(identity, job.id);
-        if (covered) return coveredResult(request.view.name, 'full');
-        const outcome = await engine.refresh(request.view, undefined, runOptions);
-        if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
-        await coverage.markCovered([identity], counter);
-        return jobResult(outcome);
-      });
+      const outcome = await slots.run(() =>
+        coverage.runUnlessCovered(identity, job.id, () =>
+          engine.refresh(request.view, undefined, runOptions),
+        ),
+      );
+      if (outcome.status === 'covered') return coveredResult(request.view.name, 'full');
+      if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
+      return jobResult(outcome);
     } catch (error) {
       if (CONTROL_ERRORS.some((type) => error instanceof type)) throw error;
       if (signal?.aborted) return await delay(job, token, 0); // shutting down: leave it to another daemon

@@ -12,6 +12,7 @@ import { createRefreshWorker, type RefreshWorker } from '../../src/queues/refres
 import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
 import { viewKeys } from '../../src/redis/keys.ts';
 import { defineView, type StreamableQuery, type ViewDefinition } from '../../src/views/define-view.ts';
+import { refreshIdentity } from '../../src/views/params.ts';
 import { createRefreshEngine, type RefreshEngine } from '../../src/views/refresh-engine.ts';
 import { createRegistry, loadRegistry, type Registry } from '../../src/views/registry.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
@@ -439,6 +440,12 @@ describe('refresh queue: batched partial refreshes', () => {
     const runs = (await version('user_stats')) - before;
     expect(runs).toBeGreaterThanOrEqual(1);
     expect(runs).toBeLessThan(50); // one run per key would be 100
+    // Every request is marked covered (one script call per batch), so a deduplicated "next" job
+    // queued during its batch completes without another run.
+    const marks = await connection.mget(
+      ids.map((user_id) => `${ctx.prefix}:covered:${refreshIdentity('user_stats', { user_id })}`),
+    );
+    expect(marks.filter((mark) => mark === null)).toEqual([]);
     const expected = await expectedContent(ctx.db, view);
     expect(expected.shape === 'hash' && Object.keys(expected.keys)).toHaveLength(100);
     expect(await actualContent(ctx.redis, ctx.prefix, view)).toEqual(expected);
