@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runKeys } from '../../src/redis/keys.ts';
 import type { ViewDefinition } from '../../src/views/define-view.ts';
 import { refreshIdentity } from '../../src/views/params.ts';
 import type { RefreshEngine } from '../../src/views/refresh-engine.ts';
@@ -334,6 +335,26 @@ describe('batched partial refreshes (batchPartials)', () => {
     expect(event.view).toBe('user_stats');
     expect(event.version).toBe((outcomes[0] as { version: number }).version);
     expect(event.keys.sort()).toEqual([emptied, grown, same].map((id) => `user_stats:${id}`).sort());
+  });
+
+  it('releases the lock and opens the coalescing window of every (view, params) in the batch', async () => {
+    const view = { ...views.user, coalesceMs: 5000 };
+    const params = ['11', '12', '13'].map((id) => ({ id }));
+    const first = await engine.refreshBatch(view, params);
+    expect(first.map((outcome) => outcome.status)).toEqual(['done', 'done', 'done']);
+    for (const one of params) {
+      const run = runKeys(ctx.prefix, refreshIdentity('user', one));
+      expect(await ctx.redis.exists(run.lock)).toBe(0);
+      expect(await ctx.redis.pttl(run.window)).toBeGreaterThan(0);
+    }
+    // Inside the windows every one of them waits; a key outside them runs.
+    const again = await engine.refreshBatch(view, [...params, { id: '14' }]);
+    expect(again.map((outcome) => (outcome.status === 'busy' ? outcome.reason : outcome.status))).toEqual([
+      'coalescing',
+      'coalescing',
+      'coalescing',
+      'done',
+    ]);
   });
 
   it('leaves out a (view, params) another run holds, reports it busy, and keeps that lock', async () => {
