@@ -102,8 +102,9 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
   const scripts = defineScripts(redis);
   const failures = new Map<string, number>();
   const running = new Set<Promise<void>>();
-  let concurrency = fullConcurrency;
+  // While commits saturate the worker: one small batch at a time (throttle()).
   let saturated = false;
+  const tasks = () => (saturated ? 1 : fullConcurrency);
   /** Bounds the one-by-one refreshes (views without batchPartials) across tasks. */
   const singles = createSlots(fullConcurrency);
   let closed = false;
@@ -210,7 +211,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
   async function main(): Promise<void> {
     while (!closed) {
       try {
-        if (running.size >= concurrency) {
+        if (running.size >= tasks()) {
           await Promise.race(running);
           continue;
         }
@@ -219,7 +220,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
           key,
           Date.now(),
           leaseMs,
-          (concurrency - running.size) * (saturated ? SATURATED_BATCH : BATCH_PER_TASK),
+          (tasks() - running.size) * (saturated ? SATURATED_BATCH : BATCH_PER_TASK),
           LEVELS,
         )) as string[];
         if (reply[0] === '') {
@@ -282,7 +283,6 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     },
     throttle(isSaturated) {
       saturated = isSaturated;
-      concurrency = saturated ? 1 : fullConcurrency;
     },
     close(timeoutMs) {
       closing ??= (async () => {
