@@ -1,4 +1,6 @@
-# The CLI is TypeScript run directly by Node 24 (type stripping), so there is no build stage.
+# The demo image: the CLI and the demo application as TypeScript run directly by Node 24 (type
+# stripping works outside node_modules), so there is no build stage. A project of its own installs
+# the package instead (README, "Use it in your project").
 FROM node:24-slim
 
 WORKDIR /app
@@ -11,11 +13,12 @@ RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 COPY bin ./bin
 COPY src ./src
-COPY jobs ./jobs
+COPY demo ./demo
 COPY migrations ./migrations
 
 ENV NODE_ENV=production
+ENV VK_JOBS_DIR=/app/demo/jobs
 USER node
 
 # No HEALTHCHECK: the daemon has no HTTP server yet, so there is nothing cheap to probe.
-CMD ["node", "--max-semi-space-size=4", "bin/viewkeeper.ts", "start"]
+CMD ["node", "--max-semi-space-size=4", "bin/viewkeeper.js", "start"]

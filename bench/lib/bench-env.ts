@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { SEED_DEFAULTS, seedDemo } from '../../demo/seed.ts';
 import type { DbHandle } from '../../src/db/create-db.ts';
 import { migrate } from '../../src/db/migrate.ts';
-import { SEED_DEFAULTS, seedDemo } from '../../src/db/seed-demo.ts';
 
 // Where the refresh benches run: their own database, Redis db and prefix, and the demo data set.
 

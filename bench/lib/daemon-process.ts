@@ -20,16 +20,16 @@ export interface DaemonProcess {
 }
 
 /**
- * `root`: the checkout whose bin/viewkeeper.ts runs (another one to A/B a patched copy). `nodeFlags`:
+ * `root`: the checkout whose bin/viewkeeper.js runs (another one to A/B a patched copy). `nodeFlags`:
  * flags for node itself (some, like --trace-gc, are refused in NODE_OPTIONS).
  */
 export function startDaemon(
   env: Record<string, string>,
   root = ROOT,
-  // The flags the shipped entry points use (bin/viewkeeper.ts shebang, Dockerfile, compose).
+  // The flags the shipped entry points use (bin/viewkeeper.js shebang, Dockerfile, compose).
   nodeFlags: string[] = ['--max-semi-space-size=4'],
 ): DaemonProcess {
-  const child = spawn(process.execPath, [...nodeFlags, path.join(root, 'bin/viewkeeper.ts'), 'start'], {
+  const child = spawn(process.execPath, [...nodeFlags, path.join(root, 'bin/viewkeeper.js'), 'start'], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

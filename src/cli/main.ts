@@ -3,24 +3,36 @@ import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { refreshCommand } from './commands/refresh.ts';
-import { seedCommand } from './commands/seed.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: commands differ only in their option shapes
-const COMMANDS: Command<any>[] = [startCommand, migrateCommand, seedCommand, refreshCommand, statusCommand];
+type AnyCommand = Command<any>;
+
+/** A command-line program: its name (as typed) and its commands. */
+export interface Program {
+  name: string;
+  commands: AnyCommand[];
+}
+
+export const VIEWKEEPER: Program = {
+  name: 'viewkeeper',
+  commands: [startCommand, migrateCommand, refreshCommand, statusCommand],
+};
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
-function overview(): string {
-  const width = Math.max(...COMMANDS.map((command) => command.name.length));
+function overview(program: Program): string {
+  const width = Math.max(...program.commands.map((command) => command.name.length));
   return [
-    'Usage: viewkeeper <command> [options]',
+    `Usage: ${program.name} <command> [options]`,
     '',
     'Commands:',
-    ...COMMANDS.map((command) => `  ${command.name.padEnd(width)}  ${command.summary.split(/[.:] /)[0]}`),
+    ...program.commands.map(
+      (command) => `  ${command.name.padEnd(width)}  ${command.summary.split(/[.:] /)[0]}`,
+    ),
     '',
-    'Run `viewkeeper <command> --help` for a command. Configuration comes from the environment (see README).',
+    `Run \`${program.name} <command> --help\` for a command. Configuration comes from the environment (see README).`,
   ].join('\n');
 }
 
@@ -33,16 +45,26 @@ const defaultIo: CommandIo = {
  * Runs the CLI and returns the exit code: 0 success, 1 runtime failure, 2 usage or configuration error.
  * Failures print one line to stderr; the stack only with LOG_LEVEL=debug or trace.
  */
-export async function main(argv: string[], io: CommandIo = defaultIo, debug = false): Promise<number> {
+export function main(argv: string[], io: CommandIo = defaultIo, debug = false): Promise<number> {
+  return runProgram(VIEWKEEPER, argv, io, debug);
+}
+
+/** `main` for any program built from commands (the demo has its own: demo/cli.ts). */
+export async function runProgram(
+  program: Program,
+  argv: string[],
+  io: CommandIo = defaultIo,
+  debug = false,
+): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    (name === undefined ? io.err : io.out)(overview());
+    (name === undefined ? io.err : io.out)(overview(program));
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
-  const command = COMMANDS.find((candidate) => candidate.name === name);
+  const command = program.commands.find((candidate) => candidate.name === name);
   if (!command) {
-    io.err(`viewkeeper: unknown command ${JSON.stringify(name)}`);
-    io.err(overview());
+    io.err(`${program.name}: unknown command ${JSON.stringify(name)}`);
+    io.err(overview(program));
     return EXIT.usage;
   }
   try {
@@ -55,9 +77,9 @@ export async function main(argv: string[], io: CommandIo = defaultIo, debug = fa
   } catch (error) {
     const usage = isViewkeeperError(error, 'E_USAGE') || isViewkeeperError(error, 'E_CONFIG');
     const message = redactSecrets(error instanceof Error ? error.message : String(error)).split('\n')[0];
-    io.err(`viewkeeper ${command.name}: ${message}`);
+    io.err(`${program.name} ${command.name}: ${message}`);
     if (debug && error instanceof Error && error.stack) io.err(redactSecrets(error.stack));
-    if (isViewkeeperError(error, 'E_USAGE')) io.err(`Usage: viewkeeper ${command.usage}`);
+    if (isViewkeeperError(error, 'E_USAGE')) io.err(`Usage: ${program.name} ${command.usage}`);
     return usage ? EXIT.usage : EXIT.failure;
   }
 }

@@ -3,7 +3,7 @@ import pg from 'pg';
 import Cursor from 'pg-cursor';
 import { endpointOf } from '../config/redact.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
-import type { Database } from './schema.ts';
+import type { ViewkeeperDatabase } from './schema.ts';
 
 export interface DbOptions {
   /** Pool size. @defaultValue 10 */
@@ -14,8 +14,8 @@ export interface DbOptions {
   applicationName?: string;
 }
 
-export interface DbHandle {
-  db: Kysely<Database>;
+export interface DbHandle<DB = ViewkeeperDatabase> {
+  db: Kysely<DB>;
   pool: pg.Pool;
   /** Fails fast with `E_CONNECT` naming host and port when Postgres does not answer. */
   ping(): Promise<void>;
@@ -29,7 +29,10 @@ export interface DbHandle {
  * Kysely over a pg Pool, with pg-cursor wired in so `.stream()` reads rows in chunks instead of
  * holding a whole result in memory.
  */
-export function createDb(databaseUrl: string, options: DbOptions = {}): DbHandle {
+export function createDb<DB = ViewkeeperDatabase>(
+  databaseUrl: string,
+  options: DbOptions = {},
+): DbHandle<DB> {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
     max: options.max ?? 10,
@@ -38,7 +41,7 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): DbHandle
   });
   // An idle client that loses its server emits 'error' on the pool; without a listener Node exits.
   pool.on('error', () => {});
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
   let closing: Promise<void> | undefined;
 
   return {

@@ -58,11 +58,22 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   }
 }
 
+export interface MigrateOptions {
+  /** Folder of numbered Kysely migrations. @defaultValue viewkeeper's own `migrations/` */
+  dir?: string;
+  /**
+   * Bookkeeping table (in the `viewkeeper` schema): a separate set of migrations (the demo's) keeps a
+   * history of its own. @defaultValue `kysely_migration`
+   */
+  table?: string;
+}
+
 /**
- * Applies pending migrations from `migrations/` (creating the database first if needed). Running it
- * again applies nothing. Migration bookkeeping lives in the `viewkeeper` schema.
+ * Applies pending migrations (creating the database first if needed): viewkeeper's own schema unless
+ * `options.dir` names another folder. Running it again applies nothing. Migration bookkeeping lives
+ * in the `viewkeeper` schema.
  */
-export async function migrate(databaseUrl: string, migrationsDir = MIGRATIONS_DIR): Promise<MigrateResult> {
+export async function migrate(databaseUrl: string, options: MigrateOptions = {}): Promise<MigrateResult> {
   const createdDatabase = await ensureDatabase(databaseUrl);
   const handle = createDb(databaseUrl, { max: 2 });
   try {
@@ -70,8 +81,11 @@ export async function migrate(databaseUrl: string, migrationsDir = MIGRATIONS_DI
     await sql`create schema if not exists ${sql.id(OWN_SCHEMA)}`.execute(handle.db);
     const migrator = new Migrator({
       db: handle.db,
-      provider: new FileMigrationProvider({ fs, path, migrationFolder: migrationsDir }),
+      provider: new FileMigrationProvider({ fs, path, migrationFolder: options.dir ?? MIGRATIONS_DIR }),
       migrationTableSchema: OWN_SCHEMA,
+      ...(options.table
+        ? { migrationTableName: options.table, migrationLockTableName: `${options.table}_lock` }
+        : {}),
     });
     const { error, results = [] } = await migrator.migrateToLatest();
     const failed = results.find((result) => result.status === 'Error');

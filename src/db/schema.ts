@@ -2,30 +2,6 @@ import type { ColumnType, Generated } from 'kysely';
 
 /** bigint columns come back from pg as strings (no precision loss); accept numbers on the way in. */
 export type BigIntColumn = ColumnType<string, string | number | bigint, string | number | bigint>;
-type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
-
-export interface UsersTable {
-  id: BigIntColumn;
-  name: string;
-  email: string;
-  org_id: ColumnType<string | null, string | number | bigint | null, string | number | bigint | null>;
-  created_at: Timestamp;
-}
-
-export interface PostsTable {
-  id: BigIntColumn;
-  user_id: BigIntColumn;
-  title: string;
-  upvotes: Generated<number>;
-  created_at: Timestamp;
-}
-
-export interface VotesTable {
-  post_id: BigIntColumn;
-  user_id: BigIntColumn;
-  value: number;
-  created_at: Timestamp;
-}
 
 export interface RefreshRunsTable {
   id: Generated<string>;
@@ -65,13 +41,10 @@ export interface WriteVersionsTable {
 }
 
 /**
- * The typed shape of the database: the demo schema in `public`. viewkeeper's own tables live in the
- * `viewkeeper` schema and are added here as later migrations create them.
+ * viewkeeper's own tables, in the `viewkeeper` schema, added here as migrations create them. A user's
+ * tables are theirs: view and sink definitions name them through `defineView<DB>()`.
  */
-export interface Database {
-  users: UsersTable;
-  posts: PostsTable;
-  votes: VotesTable;
+export interface ViewkeeperDatabase {
   'viewkeeper.refresh_runs': RefreshRunsTable;
   'viewkeeper.write_ledger': WriteLedgerTable;
   'viewkeeper.write_versions': WriteVersionsTable;

@@ -55,13 +55,26 @@ export function createLogger(options: LoggerOptions): Logger {
       },
     },
   };
-  if (pretty && !options.destination) {
+  const prettyTarget = pretty && !options.destination ? resolvePrettyPrinter() : undefined;
+  if (prettyTarget) {
     return pino({
       ...base,
-      transport: { target: 'pino-pretty', options: { colorize: true, ignore: 'pid,hostname' } },
+      transport: { target: prettyTarget, options: { colorize: true, ignore: 'pid,hostname' } },
     });
   }
   return options.destination ? pino(base, options.destination) : pino(base);
+}
+
+/**
+ * pino-pretty is an optional peer dependency: used on a terminal when the project has it installed,
+ * JSON lines otherwise, so that a production install never carries a pretty-printer.
+ */
+function resolvePrettyPrinter(): string | undefined {
+  try {
+    return import.meta.resolve('pino-pretty');
+  } catch {
+    return undefined;
+  }
 }
 
 /** A logger that drops everything: the library default. */

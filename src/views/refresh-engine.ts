@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { type Insertable, isCompilable, type Kysely, sql } from 'kysely';
-import type { Database, RefreshRunsTable } from '../db/schema.ts';
+import type { RefreshRunsTable, ViewkeeperDatabase } from '../db/schema.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { eventsKey, runKeys, viewKeys } from '../redis/keys.ts';
@@ -22,7 +22,7 @@ import { type ParamType, refreshIdentity } from './params.ts';
 
 export interface RefreshEngineOptions {
   /** Views bring their own database types; the run history table is viewkeeper's. */
-  db: Kysely<Database>;
+  db: Kysely<ViewkeeperDatabase>;
   /** The views Redis (not the queue Redis). */
   redis: Redis;
   prefix: string;

@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../bin/viewkeeper.ts', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../bin/viewkeeper.js', import.meta.url));
+/** The demo's own commands (migrate with the demo tables, seed). */
+export const DEMO_CLI = fileURLToPath(new URL('../../demo/cli.ts', import.meta.url));
 
 export interface CliResult {
   code: number | null;
@@ -15,10 +17,15 @@ export interface CliResult {
  * Runs `viewkeeper …args` as a real process with only `env` (plus PATH/HOME) in its environment, so the
  * parent's DATABASE_URL and friends never leak in. Killed after `timeoutMs`.
  */
-export function runCli(args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+  entry = CLI,
+): Promise<CliResult> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], {
+    const child = spawn(process.execPath, [entry, ...args], {
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -37,4 +44,13 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
       resolve({ code, signal, stdout, stderr, ms: performance.now() - started });
     });
   });
+}
+
+/** `runCli` for the demo's commands. */
+export function runDemoCli(
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<CliResult> {
+  return runCli(args, env, timeoutMs, DEMO_CLI);
 }

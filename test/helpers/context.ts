@@ -2,11 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import pg from 'pg';
 import { inject } from 'vitest';
+import type { Database } from '../../demo/schema.ts';
 import { type ResolvedConfig, resolveConfig } from '../../src/config/config.ts';
 import { createDb, type DbHandle } from '../../src/db/create-db.ts';
+import type { ViewkeeperDatabase } from '../../src/db/schema.ts';
 import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
 import { TEST_DATABASE_URL, TEST_REDIS_URL, withDatabase } from './env.ts';
 import { leaseRedisDatabase } from './redis-lease.ts';
+
+export type TestDatabase = Database & ViewkeeperDatabase;
 
 export interface TestContext {
   /** This file's own database, cloned from the migrated template. */
@@ -18,7 +22,8 @@ export interface TestContext {
   /** The environment a daemon or CLI for this file should get. */
   env: Record<string, string>;
   config: ResolvedConfig;
-  db: DbHandle;
+  /** Typed with the demo's tables and viewkeeper's own: test files use both. */
+  db: DbHandle<TestDatabase>;
   redis: Redis;
   /** Drops the database, flushes the Redis database, closes connections. */
   cleanup(): Promise<void>;
@@ -56,7 +61,7 @@ export async function createTestContext(): Promise<TestContext> {
   const redisUrl = withDatabase(TEST_REDIS_URL, String(redisDb));
   const prefix = `vkt_${id}`;
   const env = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, VK_PREFIX: prefix, LOG_LEVEL: 'warn' };
-  const db = createDb(databaseUrl, { max: 4 });
+  const db = createDb<TestDatabase>(databaseUrl, { max: 4 });
   const redis = createRedis(redisUrl, { role: 'views', name: 'test' });
   await connectRedis(redis, redisUrl, 'REDIS_URL');
   await redis.flushdb();

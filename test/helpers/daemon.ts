@@ -8,7 +8,7 @@ import { CLI } from './cli.ts';
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 /** Absolute import path of the library surface, for view files written by tests. */
 export const SRC_INDEX = path.join(REPO, 'src/index.ts');
-export const REPO_JOBS = path.join(REPO, 'jobs');
+export const REPO_JOBS = path.join(REPO, 'demo', 'jobs');
 
 /**
  * A jobs folder for one test, inside the repository (under the git-ignored .vitest/) so that view

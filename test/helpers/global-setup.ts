@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { migrate } from '../../src/db/migrate.ts';
+import { migrateDemo } from '../../demo/migrate.ts';
 import { TEST_DATABASE_URL, withDatabase } from './env.ts';
 
 declare module 'vitest' {
@@ -15,7 +15,7 @@ declare module 'vitest' {
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const template = `vk_tpl_${process.pid}_${Date.now().toString(36)}`;
-  await migrate(withDatabase(TEST_DATABASE_URL, template));
+  await migrateDemo(withDatabase(TEST_DATABASE_URL, template));
   project.provide('templateDatabase', template);
   return async () => {
     const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });

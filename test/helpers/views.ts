@@ -2,8 +2,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
+import { seedDemo } from '../../demo/seed.ts';
 import type { DbHandle } from '../../src/db/create-db.ts';
-import { seedDemo } from '../../src/db/seed-demo.ts';
 import { silentLogger } from '../../src/logging/create-logger.ts';
 import { toRedisString } from '../../src/redis/codec.ts';
 import { runKeys, viewKeys } from '../../src/redis/keys.ts';
@@ -19,7 +19,7 @@ import type { TestContext } from './context.ts';
 
 type Row = Record<string, unknown>;
 
-export const JOBS_DIR = fileURLToPath(new URL('../../jobs/', import.meta.url));
+export const JOBS_DIR = fileURLToPath(new URL('../../demo/jobs/', import.meta.url));
 export const DEMO_VIEWS = ['user', 'user_stats', 'post_votes', 'trending', 'trending_posts'] as const;
 export type DemoView = (typeof DEMO_VIEWS)[number];
 

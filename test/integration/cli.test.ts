@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.ts';
+import { runCli, runDemoCli } from '../helpers/cli.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 
 let ctx: TestContext;
@@ -26,13 +26,13 @@ describe('viewkeeper CLI as a process', () => {
   });
 
   it('seed writes the requested data and --if-empty leaves it alone afterwards', async () => {
-    const seeded = await runCli(
+    const seeded = await runDemoCli(
       ['seed', '--users', '40', '--posts-per-user', '2', '--votes-per-post', '3'],
       ctx.env,
     );
     expect(seeded.code).toBe(0);
     expect(seeded.stdout).toMatch(/^seeded 40 users, 80 posts, 240 votes in \d+\.\d s\n$/);
-    const again = await runCli(['seed', '--if-empty', '--users', '10'], ctx.env);
+    const again = await runDemoCli(['seed', '--if-empty', '--users', '10'], ctx.env);
     expect(again.code).toBe(0);
     expect(await counts()).toEqual({ users: 40, votes: 240 });
   });
@@ -41,10 +41,10 @@ describe('viewkeeper CLI as a process', () => {
     'seed --users %s exits 2 with one line and writes nothing',
     async (value) => {
       const before = await counts();
-      const result = await runCli(['seed', '--users', value], ctx.env);
+      const result = await runDemoCli(['seed', '--users', value], ctx.env);
       expect(result.code).toBe(2);
       expect(result.stderr.split('\n')[0]).toBe(
-        `viewkeeper seed: --users "${value}" is invalid: expected a whole number from 1 to 10000000`,
+        `demo seed: --users "${value}" is invalid: expected a whole number from 1 to 10000000`,
       );
       expect(await counts()).toEqual(before);
     },
@@ -52,12 +52,17 @@ describe('viewkeeper CLI as a process', () => {
 
   it('an unreachable DATABASE_URL fails within 5 s naming host and port, never the password', async () => {
     const env = { ...ctx.env, DATABASE_URL: 'postgres://app:hunter2@127.0.0.1:1/nowhere' };
-    for (const command of ['migrate', 'seed', 'start']) {
-      const result = await runCli([command], env, 10_000);
+    for (const [program, command] of [
+      ['viewkeeper', 'migrate'],
+      ['viewkeeper', 'start'],
+      ['demo', 'migrate'],
+      ['demo', 'seed'],
+    ] as const) {
+      const result = await (program === 'demo' ? runDemoCli : runCli)([command], env, 10_000);
       expect(result.code, command).toBe(1);
       expect(result.ms, command).toBeLessThan(5000);
       expect(result.stderr.trim().split('\n'), command).toEqual([
-        `viewkeeper ${command}: cannot reach Postgres at 127.0.0.1:1 (DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1`,
+        `${program} ${command}: cannot reach Postgres at 127.0.0.1:1 (DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1`,
       ]);
       expect(result.stdout + result.stderr).not.toContain('hunter2');
     }

@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedDemo } from '../../demo/seed.ts';
 import { QUEUES } from '../../src/contract.ts';
-import { seedDemo } from '../../src/db/seed-demo.ts';
 import { createQueue } from '../../src/queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
 import { viewKeys } from '../../src/redis/keys.ts';
@@ -17,7 +17,7 @@ import { type DaemonProcess, startDaemon as launchDaemon } from '../helpers/daem
 // The daemon and the CLI as real processes: refresh through the queue, status, graceful and forced
 // shutdown on signals, and start-up refusing a broken view file.
 
-const JOBS_DIR = fileURLToPath(new URL('../../jobs/', import.meta.url));
+const JOBS_DIR = fileURLToPath(new URL('../../demo/jobs/', import.meta.url));
 const LIBRARY = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 const DEMO_VIEWS = ['post_votes', 'trending', 'trending_posts', 'user', 'user_stats'];
 

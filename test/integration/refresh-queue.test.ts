@@ -3,9 +3,9 @@ import type { Job, Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seedDemo } from '../../demo/seed.ts';
 import { enqueueRefresh } from '../../src/client/refresh.ts';
 import { QUEUES, type RefreshJobResult } from '../../src/contract.ts';
-import { seedDemo } from '../../src/db/seed-demo.ts';
 import { silentLogger } from '../../src/logging/create-logger.ts';
 import { createQueue, createQueueEvents } from '../../src/queues/factories.ts';
 import { createRefreshWorker, type RefreshWorker } from '../../src/queues/refresh-worker.ts';
@@ -21,7 +21,7 @@ import { actualContent, expectedContent } from '../helpers/views.ts';
 // The refresh queue end to end with an in-process worker: bad input (guarantee 6), coalescing and
 // never-overlapping runs (guarantee 3), retries of transient failures, graceful shutdown.
 
-const JOBS_DIR = fileURLToPath(new URL('../../jobs/', import.meta.url));
+const JOBS_DIR = fileURLToPath(new URL('../../demo/jobs/', import.meta.url));
 type Row = Record<string, unknown>;
 
 /** Instruments a view's query: counts runs, concurrent runs, start/end times; can hold runs at a gate. */

@@ -172,7 +172,7 @@ export default {
   }
 
   beforeAll(async () => {
-    const { seedDemo } = await import('../../src/db/seed-demo.ts');
+    const { seedDemo } = await import('../../demo/seed.ts');
     await seedDemo(ctx.db, { users: 1000, postsPerUser: 2, votesPerPost: 2, seed: 5 });
   });
 

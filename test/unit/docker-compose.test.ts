@@ -156,15 +156,20 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('runs migrate, then seed --if-empty, then start, with start replacing the shell', () => {
+  it('runs the demo migrations, then seed --if-empty, then start, with start replacing the shell', () => {
     const command = commandText('viewkeeper');
     const steps = command
       .split('&&')
-      .map((step) => step.match(/viewkeeper(?:\.ts)?\s+(\w+)/)?.[1])
+      .map((step) =>
+        step
+          .match(/(demo\/cli\.ts|bin\/viewkeeper\.js)\s+(\w+)/)
+          ?.slice(1)
+          .join(' '),
+      )
       .filter((step) => step !== undefined);
-    expect(steps).toEqual(['migrate', 'seed', 'start']);
+    expect(steps).toEqual(['demo/cli.ts migrate', 'demo/cli.ts seed', 'bin/viewkeeper.js start']);
     expect(command).toMatch(/seed --if-empty/);
-    expect(command).toMatch(/exec\s+node\s+(--max-semi-space-size=4\s+)bin\/viewkeeper\.ts\s+start/);
+    expect(command).toMatch(/exec\s+node\s+(--max-semi-space-size=4\s+)bin\/viewkeeper\.js\s+start/);
   });
 
   it('builds the daemon from the Dockerfile and gives graceful shutdown more than 30 s', () => {
@@ -202,7 +207,7 @@ describe('Dockerfile', () => {
     expect(all.filter((i) => i.keyword === 'USER').at(-1)?.args).toBe('node');
     expect(all.some((i) => i.keyword === 'ENV' && /NODE_ENV=production/.test(i.args))).toBe(true);
     expect(all.filter((i) => i.keyword === 'CMD').at(-1)?.args).toBe(
-      '["node", "--max-semi-space-size=4", "bin/viewkeeper.ts", "start"]',
+      '["node", "--max-semi-space-size=4", "bin/viewkeeper.js", "start"]',
     );
   });
 });

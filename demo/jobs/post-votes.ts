@@ -1,24 +1,21 @@
 import { sql } from 'kysely';
-import { type Database, defineView } from '../src/index.ts';
+import { defineView } from '../../src/index.ts';
+import type { Database } from '../schema.ts';
 
-// trending:24h → member = post id, score = sum of votes.value over the last 24 h; only posts with
-// such votes.
+// post_votes:{post_id} → the sum of votes.value, for every post that has votes.
 export default defineView<Database>()({
-  name: 'trending',
-  shape: 'zset',
-  key: 'trending:24h',
-  member: '{post_id}',
-  score: 'score',
+  name: 'post_votes',
+  shape: 'value',
+  key: 'post_votes:{post_id}',
+  value: 'votes',
   params: { post_id: 'bigint' },
   // Narrowing by the param = the full query's rows with that column: many keys, one query.
   batchPartials: true,
   dependsOn: ['votes'],
-  schedule: '* * * * *',
   query: (db, params) => {
     let query = db
       .selectFrom('votes')
-      .select(['post_id', sql<string>`sum(value)`.as('score')])
-      .where('created_at', '>', sql<Date>`now() - interval '24 hours'`)
+      .select(['post_id', sql<string>`sum(value)`.as('votes')])
       .groupBy('post_id');
     if (params) query = query.where('post_id', '=', params.post_id);
     return query;

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { type Database, defineView } from '../src/index.ts';
+import { defineView } from '../../src/index.ts';
+import type { Database } from '../schema.ts';
 
 // user_stats:{user_id} → post_count, total_upvotes, avg_upvotes (2 decimals, 0.00 without posts),
 // for every user.

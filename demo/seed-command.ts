@@ -1,7 +1,8 @@
-import { loadConfig } from '../../config/config.ts';
-import { createDb } from '../../db/create-db.ts';
-import { SEED_DEFAULTS, SEED_LIMITS, seedDemo } from '../../db/seed-demo.ts';
-import { defineCommand, integerFlag } from '../command.ts';
+import { defineCommand, integerFlag } from '../src/cli/command.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { createDb } from '../src/db/create-db.ts';
+import type { Database } from './schema.ts';
+import { SEED_DEFAULTS, SEED_LIMITS, seedDemo } from './seed.ts';
 
 export const seedCommand = defineCommand({
   name: 'seed',
@@ -39,7 +40,7 @@ export const seedCommand = defineCommand({
     );
     const seed = integerFlag(input, 'seed', SEED_LIMITS.seed.min, SEED_LIMITS.seed.max);
     const config = loadConfig();
-    const handle = createDb(config.databaseUrl, { max: 1 });
+    const handle = createDb<Database>(config.databaseUrl, { max: 1 });
     try {
       await handle.ping();
       if (input.values['if-empty']) {

@@ -1,4 +1,5 @@
-import { type Database, defineView } from '../src/index.ts';
+import { defineView } from '../../src/index.ts';
+import type { Database } from '../schema.ts';
 
 // user:{id} → hash of name, email, org_id (org_id is '' when NULL).
 export default defineView<Database>()({

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { type Database, defineSink } from '../src/index.ts';
+import { defineSink } from '../../src/index.ts';
+import type { Database } from '../schema.ts';
 
 // votes: upsert votes by (post_id, user_id) — the latest op for a pair wins — and keep
 // posts.upvotes equal to the post's vote sum, recomputed (not incremented) so that sign changes,

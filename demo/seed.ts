@@ -1,7 +1,7 @@
-import type { Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { sql } from 'kysely';
-import { ViewkeeperError } from '../errors.ts';
-import type { DbHandle } from './create-db.ts';
+import type { DbHandle } from '../src/db/create-db.ts';
+import { ViewkeeperError } from '../src/errors.ts';
 import type { Database } from './schema.ts';
 
 /** Sizes of the demo data set; see `viewkeeper seed --help`. */
@@ -57,7 +57,10 @@ function checkRange(name: string, value: number, min: number, max: number): void
  *   user ids), 70 % up / 30 % down, cast within the last 7 days;
  * - `posts.upvotes` is the sum of the post's votes.
  */
-export async function seedDemo(handle: DbHandle, options: SeedOptions = {}): Promise<SeedResult> {
+// Any handle will do (tests pass viewkeeper-typed ones): the seed speaks raw SQL to the demo's tables.
+// biome-ignore lint/suspicious/noExplicitAny: the handle's table types are not used
+export async function seedDemo(handle: DbHandle<any>, options: SeedOptions = {}): Promise<SeedResult> {
+  const db = handle.db as Kysely<Database>;
   const users = options.users ?? SEED_DEFAULTS.users;
   const postsPerUser = options.postsPerUser ?? SEED_DEFAULTS.postsPerUser;
   const votesPerPost = options.votesPerPost ?? SEED_DEFAULTS.votesPerPost;
@@ -86,7 +89,7 @@ export async function seedDemo(handle: DbHandle, options: SeedOptions = {}): Pro
   const h = (tag: string, n: ReturnType<typeof sql>) =>
     sql`(hashtextextended(${tag}::text || (${n})::text, ${seed}::bigint) & 9223372036854775807)`;
 
-  await handle.db.transaction().execute(async (trx) => {
+  await db.transaction().execute(async (trx) => {
     await sql`truncate table votes, posts, users`.execute(trx);
     const restore = await dropSecondaryStructures(trx, ['users', 'posts', 'votes']);
     await sql`
@@ -113,7 +116,7 @@ export async function seedDemo(handle: DbHandle, options: SeedOptions = {}): Pro
     await sql`insert into votes (post_id, user_id, value, created_at) ${generatedVotes}`.execute(trx);
     await restore();
   });
-  await sql`analyze users, posts, votes`.execute(handle.db);
+  await sql`analyze users, posts, votes`.execute(db);
   return { users, posts, votes: posts * votesPerPost, ms: Math.round(performance.now() - started) };
 }
 

@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
-import { type Database, defineView } from '../src/index.ts';
+import { defineView } from '../../src/index.ts';
+import type { Database } from '../schema.ts';
 
 // trending_posts → JSON array of the top 100 {id, title, vote_count} by 24 h vote sum desc, id asc.
 export default defineView<Database>()({

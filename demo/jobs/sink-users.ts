@@ -1,4 +1,5 @@
-import { type Database, defineSink } from '../src/index.ts';
+import { defineSink } from '../../src/index.ts';
+import type { Database } from '../schema.ts';
 
 // users: upsert users by id (the latest op for a user wins). The op's `id` is its idempotency key,
 // so the user's id travels as `user_id`. The client writes the user:{id} hash at once (cache effect).
