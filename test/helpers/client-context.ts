@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
-import { TEST_REDIS_URL, withDatabase } from './env.ts';
+import { testRedisUrl, withDatabase } from './env.ts';
 import { leaseRedisDatabase } from './redis-lease.ts';
 
 export interface ClientRedisContext {
@@ -21,7 +21,7 @@ export interface ClientRedisContext {
 export async function createClientRedisContext(): Promise<ClientRedisContext> {
   const id = randomBytes(4).toString('hex');
   const { db, release } = await leaseRedisDatabase(id);
-  const redisUrl = withDatabase(TEST_REDIS_URL, String(db));
+  const redisUrl = withDatabase(testRedisUrl(), String(db));
   const prefix = `vkc_${id}`;
   const redis = createRedis(redisUrl, { role: 'views', name: `${prefix}:test` });
   await connectRedis(redis, redisUrl, 'REDIS_URL');

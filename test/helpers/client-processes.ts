@@ -1,5 +1,4 @@
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ClientOptions } from '../../src/client/options.ts';
 import type { WorkerReply, WorkerRequest } from './client-worker.ts';
@@ -66,70 +65,4 @@ export async function stopClientProcesses(processes: ClientProcess[]): Promise<v
       await proc.exited;
     }),
   );
-}
-
-/** A TCP port nobody listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-export interface ThrowawayRedis {
-  port: number;
-  url: string;
-  child: ChildProcess;
-  /** Kills the server (SIGKILL) and waits for it to exit. */
-  kill(): Promise<void>;
-}
-
-/**
- * A private, in-memory `redis-server` on its own port, for tests that stop Redis: the shared 6379 is
- * never touched. Resolves once it accepts connections.
- */
-export async function startThrowawayRedis(port?: number): Promise<ThrowawayRedis> {
-  const chosen = port ?? (await freePort());
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(chosen),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--daemonize',
-      'no',
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  let output = '';
-  child.stdout!.on('data', (chunk) => {
-    output += chunk;
-  });
-  const deadline = Date.now() + 5000;
-  while (!/Ready to accept connections/.test(output)) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`throwaway redis-server on ${chosen} did not start: ${output.slice(-500)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return {
-    port: chosen,
-    url: `redis://127.0.0.1:${chosen}`,
-    child,
-    async kill() {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      await exited;
-    },
-  };
 }

@@ -7,7 +7,7 @@ import { type ResolvedConfig, resolveConfig } from '../../src/config/config.ts';
 import { createDb, type DbHandle } from '../../src/db/create-db.ts';
 import type { ViewkeeperDatabase } from '../../src/db/schema.ts';
 import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
-import { TEST_DATABASE_URL, TEST_REDIS_URL, withDatabase } from './env.ts';
+import { TEST_DATABASE_URL, testRedisUrl, withDatabase } from './env.ts';
 import { leaseRedisDatabase } from './redis-lease.ts';
 
 export type TestDatabase = Database & ViewkeeperDatabase;
@@ -43,7 +43,7 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
  * Gives the calling test file its own database and Redis database. Call in `beforeAll`, and call
  * `cleanup()` in `afterAll`.
  *
- * Redis isolation: the file leases one of the databases FIRST_TEST_REDIS_DB..15 (a `SET NX` with an
+ * Redis isolation: the file leases one of the databases firstTestRedisDb()..15 (a `SET NX` with an
  * expiry in database 0), so files running at the same time — in this vitest process or another one —
  * never share one. Pub/sub is not per-database, hence the unique prefix as well.
  */
@@ -58,7 +58,7 @@ export async function createTestContext(): Promise<TestContext> {
   );
   const { db: redisDb, release } = await leaseRedisDatabase(id);
   const databaseUrl = withDatabase(TEST_DATABASE_URL, database);
-  const redisUrl = withDatabase(TEST_REDIS_URL, String(redisDb));
+  const redisUrl = withDatabase(testRedisUrl(), String(redisDb));
   const prefix = `vkt_${id}`;
   const env = { DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, VK_PREFIX: prefix, LOG_LEVEL: 'warn' };
   const db = createDb<TestDatabase>(databaseUrl, { max: 4 });

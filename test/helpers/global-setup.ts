@@ -2,22 +2,29 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrateDemo } from '../../demo/migrate.ts';
 import { TEST_DATABASE_URL, withDatabase } from './env.ts';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    templateDatabase: string;
-  }
-}
+import { startThrowawayRedis, type ThrowawayRedis } from './redis-server.ts';
 
 /**
- * Migrates one template database per run; each test file clones it (CREATE DATABASE … TEMPLATE),
- * which takes milliseconds instead of re-running migrations.
+ * Once per run: a private Redis server for the run (unless VK_TEST_REDIS_URL names one), and one
+ * migrated template database that each test file clones (CREATE DATABASE … TEMPLATE), which takes
+ * milliseconds instead of re-running migrations. Both go away at the end of the run.
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  let redis: ThrowawayRedis | undefined;
+  if (!process.env.VK_TEST_REDIS_URL) {
+    redis = await startThrowawayRedis();
+    project.provide('testRedisUrl', redis.url);
+  }
   const template = `vk_tpl_${process.pid}_${Date.now().toString(36)}`;
-  await migrateDemo(withDatabase(TEST_DATABASE_URL, template));
+  try {
+    await migrateDemo(withDatabase(TEST_DATABASE_URL, template));
+  } catch (error) {
+    await redis?.kill();
+    throw error;
+  }
   project.provide('templateDatabase', template);
   return async () => {
+    await redis?.kill();
     const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
     await admin.connect();
     try {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isViewkeeperError } from '../../src/errors.ts';
 import { createClient, type ViewkeeperClient } from '../../src/index.ts';
 import { eventually, sleep } from '../helpers/client-context.ts';
-import { startThrowawayRedis, type ThrowawayRedis } from '../helpers/client-processes.ts';
+import { startThrowawayRedis, type ThrowawayRedis } from '../helpers/redis-server.ts';
 
 // Stops Redis for real: a private redis-server on its own port (never the shared 6379), hung with
 // SIGSTOP, killed with SIGKILL and restarted on the same port.
