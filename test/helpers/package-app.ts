@@ -103,7 +103,10 @@ export interface ReadmeBlock {
   code: string;
 }
 
-/** Fenced code blocks of the README's `## <section>` sections, in order. */
+/**
+ * Fenced code blocks of the README's `## <section>` sections, and every block elsewhere that names
+ * its file (`// file: …`), in order.
+ */
 export function readmeBlocks(sections: string[]): ReadmeBlock[] {
   const readme = readFileSync(path.join(REPO, 'README.md'), 'utf8');
   const blocks: ReadmeBlock[] = [];
@@ -114,7 +117,7 @@ export function readmeBlocks(sections: string[]): ReadmeBlock[] {
       if (line.startsWith('```')) {
         const code = `${open.lines.join('\n')}\n`;
         const file = /^(?:\/\/|--) file: (\S+)/.exec(open.lines[0] ?? '')?.[1];
-        if (sections.includes(section)) blocks.push({ section, lang: open.lang, file, code });
+        if (sections.includes(section) || file) blocks.push({ section, lang: open.lang, file, code });
         open = undefined;
       } else {
         open.lines.push(line);
