@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
-import { cronProblem } from '../scheduler/cron.ts';
+import { cronProblem } from '../lib/cron.ts';
 import { type KeyTemplate, parseKeyTemplate } from './key-template.ts';
 import type { ParamSpec, ParamType, ParamValues } from './params.ts';
 
