@@ -17,7 +17,10 @@ export async function linkSources(project: string): Promise<void> {
     path.join(dir, 'package.json'),
     JSON.stringify({ name: 'viewkeeper', type: 'module', exports: { '.': './index.js' } }),
   );
-  await writeFile(path.join(dir, 'index.js'), `export * from ${JSON.stringify(pathToFileURL(SOURCES).href)};\n`);
+  await writeFile(
+    path.join(dir, 'index.js'),
+    `export * from ${JSON.stringify(pathToFileURL(SOURCES).href)};\n`,
+  );
 }
 
 /** The `paths` a project's tsconfig needs to typecheck against this checkout's sources. */
