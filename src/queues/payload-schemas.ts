@@ -90,23 +90,21 @@ export function refreshJobSchema(view: ViewDefinition): JsonSchema {
     maxLength: MAX_REASON_LENGTH,
     description: 'why, for logs and run history',
   };
-  const common = {
+  const limit = `Job data of at most ${REFRESH_PAYLOAD_LIMIT_BYTES} bytes of JSON.`;
+  const head = (description: string) => ({
     $schema: DRAFT,
     title: `refresh ${view.name}`,
+    description: `Data of a job named "${view.name}" on the BullMQ queue "${QUEUES.refresh}"${description} ${limit}`,
     type: 'object',
     additionalProperties: false,
-  };
-  const limit = `Job data of at most ${REFRESH_PAYLOAD_LIMIT_BYTES} bytes of JSON.`;
+  });
   if (names.length === 0) {
-    return {
-      ...common,
-      description: `Data of a job named "${view.name}" on the BullMQ queue "${QUEUES.refresh}": a full rebuild (the view takes no params). ${limit}`,
-      properties: { reason },
-    };
+    return { ...head(': a full rebuild (the view takes no params).'), properties: { reason } };
   }
   return {
-    ...common,
-    description: `Data of a job named "${view.name}" on the BullMQ queue "${QUEUES.refresh}". No params = full rebuild; an object = the keys those params select; an array = many of them in one job. ${limit}`,
+    ...head(
+      '. No params = full rebuild; an object = the keys those params select; an array = many of them in one job.',
+    ),
     properties: {
       params: {
         anyOf: [
