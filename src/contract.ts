@@ -84,6 +84,8 @@ export const MAX_OP_ID_LENGTH = 200;
 
 export const REFRESH_PAYLOAD_LIMIT_BYTES = 64 * 1024;
 export const MAX_REASON_LENGTH = 200;
+/** Most params objects one bulk refresh job (`"params": [ … ]`) may carry. */
+export const MAX_BULK_PARAMS = 10_000;
 
 /**
  * The deduplication id of a refresh request: same (view, params) → same id, whatever the key order.

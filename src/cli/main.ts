@@ -1,8 +1,11 @@
 import { redactSecrets } from '../config/redact.ts';
 import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
+import { checkCommand } from './commands/check.ts';
+import { initCommand } from './commands/init.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { refreshCommand } from './commands/refresh.ts';
+import { schemaCommand } from './commands/schema.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 
@@ -17,7 +20,15 @@ export interface Program {
 
 export const VIEWKEEPER: Program = {
   name: 'viewkeeper',
-  commands: [startCommand, migrateCommand, refreshCommand, statusCommand],
+  commands: [
+    initCommand,
+    startCommand,
+    migrateCommand,
+    checkCommand,
+    schemaCommand,
+    refreshCommand,
+    statusCommand,
+  ],
 };
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;

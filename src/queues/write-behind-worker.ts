@@ -9,6 +9,7 @@ import { type BatchEntry, type BatchOutcome, commitBatch, type JobOutcome } from
 import type { SinkDefinition } from '../sinks/define-sink.ts';
 import { pruneLedger } from '../sinks/ledger.ts';
 import { createRefreshBacklog, type RefreshBacklog } from '../sinks/refresh-backlog.ts';
+import { refreshTargetProblems } from '../sinks/refresh-targets.ts';
 import type { RefreshEngine } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
 import { createWorker } from './factories.ts';
@@ -427,20 +428,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
 /** A sink that refreshes a view the registry does not have is a definition error: stop start-up. */
 function checkRefreshViews(sinks: Map<string, SinkDefinition>, registry: Registry): void {
   for (const sink of sinks.values()) {
-    for (const target of sink.refresh) {
-      const view = registry.view(target.view);
-      if (!view) {
-        throw new ViewkeeperError(
-          'E_SINK_DEFINITION',
-          `sink ${JSON.stringify(sink.name)} refreshes view ${JSON.stringify(target.view)}, which is not defined`,
-        );
-      }
-      if (target.kind !== 'full' && !view.params) {
-        throw new ViewkeeperError(
-          'E_SINK_DEFINITION',
-          `sink ${JSON.stringify(sink.name)} refreshes view ${JSON.stringify(target.view)} by params, but the view has no partial refresh: use 'full'`,
-        );
-      }
-    }
+    const [problem] = refreshTargetProblems(sink, (name) => registry.view(name));
+    if (problem) throw new ViewkeeperError('E_SINK_DEFINITION', problem);
   }
 }

@@ -66,7 +66,7 @@ export const DEFAULT_TEXT_MAX = 10_000;
 export const RESERVED_FIELDS = ['id', 'at'] as const;
 const FIELD_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
-const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$/;
+export const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$/;
 
 const EXPECTED: Record<FieldType, string> = {
   bigint: 'a whole number between -2^63 and 2^63-1 (JSON number or decimal string)',
