@@ -178,6 +178,30 @@ describe('the packed package, installed into an app outside the repository', () 
     expect(tables.filter((row) => !String(row.name).startsWith('viewkeeper.'))).toEqual([]);
   });
 
+  it('init writes a starter project that passes check, starts, and serves a refresh', async () => {
+    const starter = path.join(app.dir, 'starter');
+    mkdirSync(starter);
+    const init = await run(app.bin('viewkeeper'), ['init'], { cwd: starter, env });
+    expect(init.stderr).toBe('');
+    expect(init.code).toBe(0);
+    await sql(readFileSync(path.join(starter, 'viewkeeper-starter.sql'), 'utf8'));
+    const starterEnv = { ...env, VK_JOBS_DIR: path.join(starter, 'jobs') };
+    const checked = await run(app.bin('viewkeeper'), ['check'], { cwd: starter, env: starterEnv });
+    expect(checked.stderr).toBe('');
+    expect(checked.code).toBe(0);
+
+    daemon = startProcess(app.bin('viewkeeper'), ['start'], { cwd: starter, env: starterEnv });
+    await daemon.waitFor(/daemon started/);
+    const refreshed = await run(app.bin('viewkeeper'), ['refresh', 'starter_item', '--wait'], {
+      cwd: starter,
+      env: starterEnv,
+    });
+    expect(refreshed.stderr).toBe('');
+    expect(refreshed.stdout).toMatch(/^refreshed starter_item \(full\): 3 rows in \d+ ms/);
+    expect(await daemon.stop()).toBe(0);
+    daemon = undefined;
+  });
+
   it("typechecks the README's TypeScript blocks against the shipped declarations (skipLibCheck off)", async () => {
     const blocks = readmeBlocks(SECTIONS).filter((block) => block.lang === 'ts');
     expect(blocks.length).toBeGreaterThan(4);
@@ -225,6 +249,10 @@ await client.zset('customer_totals');
     await sql(schema!.code);
     await sql(`insert into customers values (7, 'Ada'), (8, 'Grace');
                insert into orders (id, customer_id, total) values (1, 7, 25.00), (2, 8, 3.50), (3, 8, 4.00);`);
+
+    const checked = await run(app.bin('viewkeeper'), ['check'], { cwd: app.dir, env });
+    expect(checked.stderr).toBe('');
+    expect(checked.code).toBe(0);
 
     daemon = startProcess(app.bin('viewkeeper'), ['start'], { cwd: app.dir, env });
     await daemon.waitFor(/daemon started/);
