@@ -10,7 +10,7 @@ import { pruneLedger } from '../sinks/ledger.ts';
 import { createRefreshBacklog, type RefreshBacklog } from '../sinks/refresh-backlog.ts';
 import type { RefreshEngine } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
-import { createWorker } from './factories.ts';
+import { createWorker, undecodableReason } from './factories.ts';
 import { backoffMs, isTransient } from './transient.ts';
 import { parseWriteJob, sinksOf, type WriteRequest } from './write-behind-payload.ts';
 
@@ -171,6 +171,11 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
         token,
         `gave up after ${job.attemptsStarted} deliveries: its batches kept failing or daemons died holding it (see daemon logs)`,
       );
+      return;
+    }
+    const undecodable = undecodableReason(job);
+    if (undecodable !== undefined) {
+      reject(job, token, undecodable);
       return;
     }
     let request: WriteRequest;

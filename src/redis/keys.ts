@@ -50,3 +50,23 @@ export function clientKeys(prefix: string) {
     stats: `${prefix}:client:stats`,
   };
 }
+
+/**
+ * Key names inside a BullMQ queue that viewkeeper reads or writes itself, as BullMQ 6.7 (the version
+ * in package.json) lays them out: `{prefix}:{queue}:…`. BullMQ does not promise these names; an
+ * upgrade must check them here (test/integration/undecodable-jobs.test.ts and the coverage and
+ * chunked-rebuild tests fail when they move).
+ */
+export function bullmqKeys(prefix: string, queue: string) {
+  const base = `${prefix}:${queue}`;
+  return {
+    /** The job hash (`data`, `opts`, `failedReason`, …). */
+    job: (id: string) => `${base}:${id}`,
+    /** The counter job ids are taken from (INCR). */
+    id: `${base}:id`,
+    /** Deduplication: the id of the job holding deduplication id `id`. */
+    dedup: (id: string) => `${base}:de:${id}`,
+    /** Deduplication with keepLastIfActive: the request kept while the job is active. */
+    dedupNext: (id: string) => `${base}:dn:${id}`,
+  };
+}
