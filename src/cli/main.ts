@@ -3,6 +3,7 @@ import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { refreshCommand } from './commands/refresh.ts';
+import { rejectedCommand } from './commands/rejected.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 
@@ -17,7 +18,7 @@ export interface Program {
 
 export const VIEWKEEPER: Program = {
   name: 'viewkeeper',
-  commands: [startCommand, migrateCommand, refreshCommand, statusCommand],
+  commands: [startCommand, migrateCommand, refreshCommand, statusCommand, rejectedCommand],
 };
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
