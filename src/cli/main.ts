@@ -1,6 +1,7 @@
 import { redactSecrets } from '../config/redact.ts';
 import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
+import { auditCommand } from './commands/audit.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { refreshCommand } from './commands/refresh.ts';
 import { rejectedCommand } from './commands/rejected.ts';
@@ -18,7 +19,7 @@ export interface Program {
 
 export const VIEWKEEPER: Program = {
   name: 'viewkeeper',
-  commands: [startCommand, migrateCommand, refreshCommand, statusCommand, rejectedCommand],
+  commands: [startCommand, migrateCommand, refreshCommand, statusCommand, auditCommand, rejectedCommand],
 };
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;

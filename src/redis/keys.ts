@@ -16,6 +16,15 @@ export function viewKeys(prefix: string, view: string) {
   };
 }
 
+/**
+ * Hash of one view's drift-audit counters (views/audit.ts): cumulative `checked`, `drifted`,
+ * `repaired`, and the last audit's `last_at`, `last_checked`, `last_drifted`, `last_repaired`,
+ * `last_keys` (JSON: up to 20 drifted keys). Apart from the metadata hash, which the run scripts own.
+ */
+export function auditKey(prefix: string, view: string): string {
+  return `${prefix}:audit:${view}`;
+}
+
 /** Keys that coordinate runs of one (view, params) identity across daemons. */
 export function runKeys(prefix: string, identity: string) {
   return {
