@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { QUEUES, type RefreshJobResult } from '../contract.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { bullmqKeys, chunkStateKey } from '../redis/keys.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
@@ -18,10 +19,8 @@ export interface ChunkJobData {
   parent: string;
 }
 
-/** Progress of a chunked rebuild, readable by `status` and `refresh --wait`. */
-export function chunkStateKey(prefix: string, parentJobId: string): string {
-  return `${prefix}:chunked:${parentJobId}`;
-}
+/** Progress of a chunked rebuild, readable by `status` and `refresh --wait` (built in redis/keys.ts). */
+export { chunkStateKey };
 
 const STATE_TTL_SECONDS = 24 * 3600;
 
@@ -62,8 +61,14 @@ export function createChunkedRebuild(options: ChunkedRebuildOptions) {
 
   async function waitForChildren(job: Job, token: string | undefined): Promise<boolean> {
     if (job.deduplicationId) {
-      const keyOf = (kind: string) => `${prefix}:${QUEUES.refresh}:${kind}:${job.deduplicationId}`;
-      await redis.eval(HAND_OFF_DEDUPLICATION, 2, keyOf('de'), keyOf('dn'), job.id!);
+      const keys = bullmqKeys(prefix, QUEUES.refresh);
+      await redis.eval(
+        HAND_OFF_DEDUPLICATION,
+        2,
+        keys.dedup(job.deduplicationId),
+        keys.dedupNext(job.deduplicationId),
+        job.id!,
+      );
     }
     return job.moveToWaitingChildren(token!);
   }

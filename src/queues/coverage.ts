@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { QUEUES } from '../contract.ts';
+import { bullmqKeys, runKeys } from '../redis/keys.ts';
 import type { RefreshOutcome } from '../views/refresh-engine.ts';
 
 // A refresh request is satisfied by any successful run whose snapshot was taken after the request
@@ -21,8 +22,8 @@ end
 return 1`;
 
 export function createCoverage(redis: Redis, prefix: string) {
-  const counterKey = `${prefix}:${QUEUES.refresh}:id`;
-  const coveredKey = (identity: string) => `${prefix}:covered:${identity}`;
+  const counterKey = bullmqKeys(prefix, QUEUES.refresh).id;
+  const coveredKey = (identity: string) => runKeys(prefix, identity).covered;
   /**
    * Whether each job is already covered by a finished run of its identity, in one round trip; and
    * the counter reading to pass to `markCovered` for the jobs that run now.

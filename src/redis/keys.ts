@@ -30,7 +30,30 @@ export function runKeys(prefix: string, identity: string) {
   return {
     lock: `${prefix}:lock:${identity}`,
     window: `${prefix}:window:${identity}`,
+    /** The highest refresh-job number a finished run covers (queues/coverage.ts), with an expiry. */
+    covered: `${prefix}:covered:${identity}`,
   };
+}
+
+/** Queue Redis: progress hash of a chunked rebuild, keyed by its parent refresh job (queues/chunked-rebuild.ts). */
+export function chunkStateKey(prefix: string, parentJobId: string): string {
+  return `${prefix}:chunked:${parentJobId}`;
+}
+
+/** SCAN pattern of every chunked rebuild's progress hash. */
+export function chunkStatePattern(prefix: string): string {
+  return `${prefix}:chunked:*`;
+}
+
+/** Queue Redis: the durable backlog of refreshes write-behind owes (sinks/refresh-backlog.ts). */
+export function refreshBacklogKey(prefix: string): string {
+  // Outside the queue's own `{prefix}:write-behind:*` key space.
+  return `${prefix}:sinks:refresh`;
+}
+
+/** Queue Redis: one daemon's claim of a cron tick (or start-up catch-up) of a view's schedule slot. */
+export function tickClaimKey(prefix: string, kind: 'cron' | 'catchup', view: string, slot: Date): string {
+  return `${prefix}:tick:${kind}:${view}:${slot.getTime()}`;
 }
 
 /** The events pub/sub channel and the capped events stream share this name. */

@@ -4,6 +4,7 @@ import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { createSlots } from '../queues/slots.ts';
 import { backoffMs } from '../queues/transient.ts';
+import { refreshBacklogKey } from '../redis/keys.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import { validateParams } from '../views/params.ts';
 import type { RefreshEngine, RefreshOutcome } from '../views/refresh-engine.ts';
@@ -17,10 +18,8 @@ import type { RefreshTargetRequest } from './commit-batch.ts';
 // meanwhile, so a write committed while its view was refreshing is never missed. When refreshes
 // cannot keep up, the views a sink lists first are refreshed first.
 
-/** `{prefix}:sinks:refresh` — outside the queue's own `{prefix}:write-behind:*` key space. */
-export function refreshBacklogKey(prefix: string): string {
-  return `${prefix}:sinks:refresh`;
-}
+/** Built in redis/keys.ts; re-exported for the tests and benchmarks that read the backlog. */
+export { refreshBacklogKey };
 
 export interface RefreshBacklogOptions {
   /** Queue Redis (persistent, noeviction); owned by the caller. */

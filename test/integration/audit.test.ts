@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/logging/create-logger.ts';
-import { auditKey } from '../../src/redis/keys.ts';
+import { auditKey, viewKeys } from '../../src/redis/keys.ts';
 import { type Auditor, createAuditor } from '../../src/views/audit.ts';
 import type { ViewDefinition } from '../../src/views/define-view.ts';
 import type { RefreshEngine } from '../../src/views/refresh-engine.ts';
@@ -72,7 +72,11 @@ describe('drift audit', () => {
   });
 
   it('a wrong field, an extra field and a deleted key of a hash view are found and repaired', async () => {
-    const [a, b, c] = (await ctx.redis.zrange(`${ctx.prefix}:view:user_stats:keys`, '0', '2')) as string[];
+    const [a, b, c] = (await ctx.redis.zrange(
+      viewKeys(ctx.prefix, 'user_stats').keyIndex,
+      '0',
+      '2',
+    )) as string[];
     await ctx.redis.hset(a!, 'post_count', '999');
     await ctx.redis.hset(b!, 'bogus', '1');
     await ctx.redis.del(c!);

@@ -4,7 +4,7 @@ import { QUEUES } from '../../contract.ts';
 import { createDb } from '../../db/create-db.ts';
 import { createQueue } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
-import { auditKey, viewKeys } from '../../redis/keys.ts';
+import { auditKey, chunkStatePattern, viewKeys } from '../../redis/keys.ts';
 import { nextSlot } from '../../scheduler/cron.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import { defineCommand } from '../command.ts';
@@ -165,7 +165,7 @@ async function chunkProgress(
   prefix: string,
 ): Promise<Map<string, { done: number; total: number }>> {
   const progress = new Map<string, { done: number; total: number }>();
-  for await (const keys of redis.scanStream({ match: `${prefix}:chunked:*`, count: 100 })) {
+  for await (const keys of redis.scanStream({ match: chunkStatePattern(prefix), count: 100 })) {
     for (const key of keys as string[]) {
       const state = await redis.hgetall(key);
       if (state.view)
