@@ -4,6 +4,7 @@ import { QUEUES, type RefreshJobResult } from '../contract.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { bullmqKeys, chunkStateKey } from '../redis/keys.ts';
+import { defineScripts } from '../redis/lua.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
@@ -31,10 +32,12 @@ const STATE_TTL_SECONDS = 24 * 3600;
 // waits (the view is busy) and runs once after this rebuild. Unless a request already arrived while
 // the parent was active: that one is re-created when the parent finishes, after every chunk, so it
 // covers anything that arrives meanwhile and the key stays.
-const HAND_OFF_DEDUPLICATION = `if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`;
+const CHUNKED_SCRIPTS = defineScripts({
+  vkHandOffDeduplication: {
+    file: new URL('./scripts/hand-off-deduplication.lua', import.meta.url),
+    keys: 2,
+  },
+});
 
 const CHUNK_ATTEMPTS = 5;
 
@@ -58,16 +61,15 @@ export interface ChunkedRebuildOptions {
 export function createChunkedRebuild(options: ChunkedRebuildOptions) {
   const { engine, registry, redis, chunkQueue, prefix } = options;
   const logger = options.logger.child({ component: 'chunked-rebuild' });
+  const scripts = CHUNKED_SCRIPTS.load(redis);
 
   async function waitForChildren(job: Job, token: string | undefined): Promise<boolean> {
     if (job.deduplicationId) {
       const keys = bullmqKeys(prefix, QUEUES.refresh);
-      await redis.eval(
-        HAND_OFF_DEDUPLICATION,
-        2,
-        keys.dedup(job.deduplicationId),
-        keys.dedupNext(job.deduplicationId),
-        job.id!,
+      await scripts.run(
+        'vkHandOffDeduplication',
+        [keys.dedup(job.deduplicationId), keys.dedupNext(job.deduplicationId)],
+        [job.id!],
       );
     }
     return job.moveToWaitingChildren(token!);
