@@ -1,13 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { toRedisString } from '../redis/codec.ts';
 import { auditKey, viewKeys } from '../redis/keys.ts';
 import type { ViewDefinition } from './define-view.ts';
-import type { KeyTemplate } from './key-template.ts';
 import { validateParams } from './params.ts';
 import type { RefreshEngine } from './refresh-engine.ts';
+import { type Content, rowContent, templateParser } from './view-content.ts';
 
 // The drift audit: does Redis still hold what the view's query returns? Something other than
 // viewkeeper may have written, deleted or evicted a key (an app's stray HSET, a FLUSHDB, maxmemory
@@ -20,9 +18,6 @@ import type { RefreshEngine } from './refresh-engine.ts';
 // existed) is in no index; a whole audit (views without params) or a full rebuild catches it.
 
 type Row = Record<string, unknown>;
-
-/** A key's (or member's) content, normalised so the query's version and Redis' compare by equality. */
-type Content = string | null;
 
 export interface AuditOptions {
   /** Keys (or members) compared, at most; views without params are compared whole. */
@@ -74,44 +69,6 @@ interface Probe {
   params: Row;
   /** What the query says the key holds, once checked. */
   want?: Content;
-}
-
-/**
- * A template as a parser: `user_stats:{user_id}` → `/^user_stats:(.*?)$/`. Undefined when it cannot
- * yield every param (then the view is audited whole).
- */
-function templateParser(
-  template: KeyTemplate,
-  params: string[],
-): ((text: string) => Row | undefined) | undefined {
-  if (params.length === 0 || !params.every((name) => template.columns.includes(name))) return undefined;
-  const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const pattern = new RegExp(
-    `^${template.source
-      .split(/\{[A-Za-z_][A-Za-z0-9_]*\}/)
-      .map(literal)
-      .join('(.*?)')}$`,
-    's',
-  );
-  return (text) => {
-    const match = pattern.exec(text);
-    if (!match) return undefined;
-    const values: Row = {};
-    template.columns.forEach((column, i) => {
-      values[column] = match[i + 1];
-    });
-    return Object.fromEntries(params.map((name) => [name, values[name]]));
-  };
-}
-
-/** How the writers store a row: hash fields as JSON of sorted [field, value] pairs, a value as is. */
-function rowContent(view: ViewDefinition, row: Row): Content {
-  const rest = Object.keys(row).filter((column) => !view.key.columns.includes(column));
-  if (view.shape === 'hash') {
-    const fields = view.fields ?? rest;
-    return JSON.stringify(fields.map((field) => [field, toRedisString(row[field])]).sort());
-  }
-  return toRedisString(row[view.value ?? rest[0]!]);
 }
 
 export function createAuditor(options: AuditorOptions): Auditor {
@@ -339,59 +296,6 @@ export function createAuditor(options: AuditorOptions): Auditor {
         );
       }
       return result;
-    },
-  };
-}
-
-export interface AuditLoopOptions {
-  auditor: Auditor;
-  views: () => Iterable<ViewDefinition>;
-  intervalMs: number;
-  sample: number;
-  logger: Logger;
-}
-
-/**
- * Audits every view, one at a time, every `intervalMs` (the first round one interval after start,
- * with up to 10 % jitter so several daemons spread out), repairing what drifted. `stop()` waits for
- * a running audit to finish. Idempotent.
- */
-export function startAuditLoop(options: AuditLoopOptions): { stop(): Promise<void> } {
-  const logger = options.logger.child({ component: 'audit' });
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
-  let timer: NodeJS.Timeout | undefined;
-
-  async function round(): Promise<void> {
-    for (const view of options.views()) {
-      if (stopped) return;
-      try {
-        await options.auditor.audit(view, { sample: options.sample, repair: true });
-      } catch (error) {
-        logger.warn({ view: view.name, reason: describeError(error) }, 'audit failed');
-      }
-    }
-  }
-
-  function schedule(): void {
-    if (stopped) return;
-    const delay = options.intervalMs * (1 + Math.random() * 0.1);
-    timer = setTimeout(() => {
-      running = round().finally(schedule);
-    }, delay);
-    timer.unref();
-  }
-  schedule();
-
-  let stopping: Promise<void> | undefined;
-  return {
-    stop() {
-      stopping ??= (async () => {
-        stopped = true;
-        clearTimeout(timer);
-        await running;
-      })();
-      return stopping;
     },
   };
 }

@@ -169,7 +169,7 @@ describe('drift audit from the CLI and the daemon', () => {
       LOG_LEVEL: 'info',
     });
     try {
-      await daemon.waitFor('daemon started');
+      await daemon.waitFor('daemon started', 60_000);
       const fields = await ctx.redis.hgetall(key);
       await ctx.redis.del(key);
       await daemon.waitFor('drift found', 30_000);
