@@ -24,11 +24,14 @@ describe('viewkeeper CLI argument handling', () => {
     expect(result.firstError).toBe('viewkeeper: unknown command "frobnicate"');
   });
 
-  it.each(['start', 'migrate', 'refresh', 'status', 'audit', 'rejected'])('has --help for %s', async (command) => {
-    const result = await run([command, '--help']);
-    expect(result.code).toBe(0);
-    expect(result.out).toContain(`Usage: viewkeeper ${command}`);
-  });
+  it.each(['start', 'migrate', 'refresh', 'status', 'audit', 'rejected'])(
+    'has --help for %s',
+    async (command) => {
+      const result = await run([command, '--help']);
+      expect(result.code).toBe(0);
+      expect(result.out).toContain(`Usage: viewkeeper ${command}`);
+    },
+  );
 
   it('exits 2 naming an unknown flag', async () => {
     const result = await run(['migrate', '--bogus']);
