@@ -76,6 +76,12 @@ export interface WriteBehindJobResult {
   applied: number;
   /** Ops already recorded in the ledger (a redelivery, or the same op id sent twice). */
   duplicates: number;
+  /**
+   * Ops the sink or the database refused (a foreign key to nothing, a check, the sink's own
+   * exception), each with a one-line reason. They are kept in `viewkeeper.rejected_ops` until an
+   * operator retries or drops them (`viewkeeper rejected …`).
+   */
+  rejected: { id: string; reason: string }[];
 }
 
 /** Largest write-behind job data accepted (JSON bytes). */

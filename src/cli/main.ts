@@ -1,10 +1,12 @@
 import { redactSecrets } from '../config/redact.ts';
 import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
+import { auditCommand } from './commands/audit.ts';
 import { checkCommand } from './commands/check.ts';
 import { initCommand } from './commands/init.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { refreshCommand } from './commands/refresh.ts';
+import { rejectedCommand } from './commands/rejected.ts';
 import { schemaCommand } from './commands/schema.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
@@ -28,6 +30,8 @@ export const VIEWKEEPER: Program = {
     schemaCommand,
     refreshCommand,
     statusCommand,
+    auditCommand,
+    rejectedCommand,
   ],
 };
 

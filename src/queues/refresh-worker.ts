@@ -134,19 +134,35 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
   // A job whose daemon died is stalled and runs again elsewhere. Refreshes are idempotent, and a
   // daemon holds many jobs at once (partial batching), so a second crash must not fail them for good
   // (BullMQ's default allows one stall).
+  const undecodable = (job: Job, reason: string) =>
+    logger.warn({ jobId: job.id, queue: job.queueName, name: job.name, reason }, 'rejected refresh job');
   const workers = [
-    createWorker<RefreshJobData, RefreshJobResult>(QUEUES.refresh, process, connection, prefix, {
-      concurrency: Math.min(MAX_HELD_JOBS, options.concurrency * PARTIAL_JOBS_PER_SLOT),
-      lockDuration,
-      stalledInterval: Math.max(500, lockDuration / 2),
-      maxStalledCount: maxStarts,
-    }),
-    createWorker<ChunkJobData, number>(CHUNK_QUEUE, chunked.chunk, connection, prefix, {
-      concurrency: Math.max(1, Math.floor(options.concurrency / 2)),
-      lockDuration,
-      stalledInterval: Math.max(500, lockDuration / 2),
-      maxStalledCount: maxStarts,
-    }),
+    createWorker<RefreshJobData, RefreshJobResult>(
+      QUEUES.refresh,
+      process,
+      connection,
+      prefix,
+      {
+        concurrency: Math.min(MAX_HELD_JOBS, options.concurrency * PARTIAL_JOBS_PER_SLOT),
+        lockDuration,
+        stalledInterval: Math.max(500, lockDuration / 2),
+        maxStalledCount: maxStarts,
+      },
+      undecodable,
+    ),
+    createWorker<ChunkJobData, number>(
+      CHUNK_QUEUE,
+      chunked.chunk,
+      connection,
+      prefix,
+      {
+        concurrency: Math.max(1, Math.floor(options.concurrency / 2)),
+        lockDuration,
+        stalledInterval: Math.max(500, lockDuration / 2),
+        maxStalledCount: maxStarts,
+      },
+      undecodable,
+    ),
   ];
   for (const worker of workers) {
     worker.on('error', (error) => logger.warn({ reason: describeError(error) }, 'refresh worker error'));

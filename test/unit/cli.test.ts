@@ -24,7 +24,7 @@ describe('viewkeeper CLI argument handling', () => {
     expect(result.firstError).toBe('viewkeeper: unknown command "frobnicate"');
   });
 
-  it.each(['init', 'start', 'migrate', 'check', 'schema', 'refresh', 'status'])(
+  it.each(['init', 'start', 'migrate', 'check', 'schema', 'refresh', 'status', 'audit', 'rejected'])(
     'has --help for %s',
     async (command) => {
       const result = await run([command, '--help']);
