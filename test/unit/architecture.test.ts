@@ -21,15 +21,17 @@ interface Import {
   typeOnly: boolean;
 }
 
-// `import … from '…'`, `export … from '…'` and `import('…')`; comments are dropped first so that an
-// example in a doc comment is not taken for an import.
+// `import … from '…'`, `export … from '…'` and `import('…')`; comments and template literals are
+// dropped first so that an example in a doc comment, or a file that `viewkeeper init` writes, is not
+// taken for an import.
 const IMPORT =
   /(?:^|\n)\s*(import|export)\s+(type\s+)?[^'";]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 function importsOf(file: string): Import[] {
   const text = readFileSync(file, 'utf8')
     .replace(/\/\*[\s\S]*?\*\//g, '')
-    .replace(/^\s*\/\/.*$/gm, '');
+    .replace(/^\s*\/\/.*$/gm, '')
+    .replace(/`(?:\\[\s\S]|[^`\\])*`/g, '``');
   const found: Import[] = [];
   for (const match of text.matchAll(IMPORT)) {
     const specifier = match[3] ?? match[4]!;

@@ -53,6 +53,16 @@ const VARIABLES: { name: string; value: string; about: string[] }[] = [
     about: ["Lock lifetime of a running job (ms): a dead daemon's jobs move on after about this long."],
   },
   {
+    name: 'VK_AUDIT_INTERVAL_MS',
+    value: String(CONFIG_DEFAULTS.auditIntervalMs),
+    about: ["How often the daemon compares a sample of each view's keys with its query (ms); 0 = off."],
+  },
+  {
+    name: 'VK_AUDIT_SAMPLE',
+    value: String(CONFIG_DEFAULTS.auditSample),
+    about: ['Keys of each view compared per audit (1-10000); views without params are compared whole.'],
+  },
+  {
     name: 'LOG_LEVEL',
     value: CONFIG_DEFAULTS.logLevel,
     about: ['fatal, error, warn, info, debug, trace or silent.'],
