@@ -67,6 +67,9 @@ function columnProblem(view: ViewDefinition, columns: string[]): string | undefi
   const listed = columns.join(', ') || 'none';
   if (missing.length > 0) return `${missing.join(', ')} not among the query's columns (${listed})`;
   const rest = columns.filter((column) => !view.key.columns.includes(column));
+  if (view.shape === 'hash' && view.fields === undefined && rest.length === 0) {
+    return `the query returns no column besides the key (${listed}): a hash needs fields`;
+  }
   if (view.shape === 'value' && view.value === undefined && rest.length !== 1) {
     return `set \`value\` to the column to store: the query returns ${rest.join(', ') || 'nothing'} besides the key`;
   }
