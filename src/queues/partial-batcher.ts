@@ -1,8 +1,8 @@
+import type { Slots } from '../lib/slots.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import { refreshIdentity } from '../views/params.ts';
 import type { RefreshEngine, RefreshOutcome } from '../views/refresh-engine.ts';
 import type { createCoverage } from './coverage.ts';
-import type { Slots } from './slots.ts';
 
 /** A partial refresh job's fate: a run's outcome, or covered by a run that finished after it was queued. */
 export type PartialOutcome = RefreshOutcome | { status: 'covered' };

@@ -2,6 +2,8 @@ import { DelayedError, type Job, UnrecoverableError, WaitingChildrenError } from
 import type { Redis } from 'ioredis';
 import { QUEUES, type RefreshJobData, type RefreshJobResult } from '../contract.ts';
 import { describeError, isViewkeeperError } from '../errors.ts';
+import { createSlots } from '../lib/slots.ts';
+import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { parseScheduledJobId } from '../scheduler/scheduler.ts';
 import { refreshIdentity } from '../views/params.ts';
@@ -13,8 +15,6 @@ import { createQueue, createWorker } from './factories.ts';
 import { jobResult } from './job-result.ts';
 import { createPartialBatcher } from './partial-batcher.ts';
 import { parseRefreshJob } from './refresh-payload.ts';
-import { createSlots } from './slots.ts';
-import { backoffMs, isTransient } from './transient.ts';
 
 export interface RefreshWorkerOptions {
   /** Queue Redis connection with `maxRetriesPerRequest: null`; owned by the caller. */

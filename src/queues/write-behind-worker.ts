@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { QUEUES, type WriteBehindJobData, type WriteBehindJobResult } from '../contract.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
+import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { type BatchEntry, type BatchOutcome, commitBatch, type JobOutcome } from '../sinks/commit-batch.ts';
 import type { SinkDefinition } from '../sinks/define-sink.ts';
@@ -12,7 +13,6 @@ import { refreshTargetProblems } from '../sinks/refresh-targets.ts';
 import type { RefreshEngine } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
 import { createWorker } from './factories.ts';
-import { backoffMs, isTransient } from './transient.ts';
 import { parseWriteJob, sinksOf, type WriteRequest } from './write-behind-payload.ts';
 
 export interface WriteBehindWorkerOptions {

@@ -4,11 +4,11 @@ import type { Redis } from 'ioredis';
 import nodeCron, { type ScheduledTask } from 'node-cron';
 import { refreshDedupId } from '../contract.ts';
 import { describeError } from '../errors.ts';
+import { previousSlot, slotIntervalMs } from '../lib/cron.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { viewKeys } from '../redis/keys.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { Registry } from '../views/registry.ts';
-import { previousSlot, slotIntervalMs } from './cron.ts';
 
 export interface SchedulerOptions {
   registry: Registry;

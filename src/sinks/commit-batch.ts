@@ -1,6 +1,6 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
 import { describeError } from '../errors.ts';
-import { isTransient } from '../queues/transient.ts';
+import { isTransient } from '../lib/transient.ts';
 import { createSinkTools, type SinkTools } from './apply-helpers.ts';
 import type { SinkDefinition, SinkOp } from './define-sink.ts';
 import { recordOps } from './ledger.ts';

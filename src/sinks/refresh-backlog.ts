@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { describeError } from '../errors.ts';
+import { createSlots } from '../lib/slots.ts';
+import { backoffMs } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { createSlots } from '../queues/slots.ts';
-import { backoffMs } from '../queues/transient.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import { validateParams } from '../views/params.ts';
 import type { RefreshEngine, RefreshOutcome } from '../views/refresh-engine.ts';

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
-import { cronProblem } from '../scheduler/cron.ts';
+import { cronProblem } from '../lib/cron.ts';
 import { type KeyTemplate, parseKeyTemplate } from './key-template.ts';
 import type { ParamSpec, ParamType, ParamValues } from './params.ts';
 
@@ -61,10 +61,10 @@ export interface ViewSchedule {
  *   ttl: 3600,
  * });
  */
-export interface ViewOptions<DB, P extends ParamSpec, R extends Row> {
+export interface ViewOptions<DB, P extends ParamSpec, R extends Row, S extends ViewShape = ViewShape> {
   /** Unique name; the refresh queue's job name. `[a-z0-9_]`, up to 64 characters. */
   name: string;
-  shape: ViewShape;
+  shape: S;
   /**
    * Redis key. For `hash` and `value`: a template filled from each row (`user:{id}`). For `zset` and
    * `json`: one fixed key (placeholders allowed only if filled by nothing — i.e. none).
@@ -116,11 +116,15 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row> {
   coalesceMs?: number;
 }
 
-/** A view after validation: what the registry holds and the engine runs. */
-export interface ViewDefinition {
+/**
+ * A view after validation: what the registry holds and the engine runs. `S` keeps the literal shape,
+ * so a client given definitions checks view names per shape (`client.zset('user_stats')` does not
+ * compile).
+ */
+export interface ViewDefinition<S extends ViewShape = ViewShape> {
   kind: 'view';
   name: string;
-  shape: ViewShape;
+  shape: S;
   key: KeyTemplate;
   member: KeyTemplate | undefined;
   score: string | undefined;
@@ -157,8 +161,10 @@ function fail(name: string, message: string): never {
  * are inferred: `defineView<Database>()({ … })`.
  */
 export function defineView<DB>() {
-  return <const P extends ParamSpec, R extends Row>(options: ViewOptions<DB, P, R>): ViewDefinition =>
-    resolveView(options as unknown as ViewOptions<unknown, ParamSpec, Row>);
+  return <const P extends ParamSpec, R extends Row, const S extends ViewShape>(
+    options: ViewOptions<DB, P, R, S>,
+  ): ViewDefinition<S> =>
+    resolveView(options as unknown as ViewOptions<unknown, ParamSpec, Row>) as ViewDefinition<S>;
 }
 
 export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): ViewDefinition {

@@ -2,10 +2,10 @@ import { sql } from 'kysely';
 import { loadConfig } from '../../config/config.ts';
 import { QUEUES } from '../../contract.ts';
 import { createDb } from '../../db/create-db.ts';
+import { nextSlot } from '../../lib/cron.ts';
 import { createQueue } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
 import { viewKeys } from '../../redis/keys.ts';
-import { nextSlot } from '../../scheduler/cron.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import { defineCommand } from '../command.ts';
 
