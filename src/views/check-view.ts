@@ -4,6 +4,7 @@ import { type ReadOnlySession, sqlState } from '../db/read-only.ts';
 import { describeError } from '../errors.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import { type ParamType, validateParams } from './params.ts';
+import { batchStatement } from './row-source.ts';
 
 // `viewkeeper check` for one view: its queries compiled and run against the database with LIMIT 0
 // (so they cost a plan, not a scan), their columns compared with what the view's key, member,
@@ -137,12 +138,9 @@ export async function checkView(session: ReadOnlySession, view: ViewDefinition):
     if (!fullColumnsWrong) compare('partial query', partial.columns);
     const column = view.batchColumn;
     if (column !== undefined && !problems.length) {
-      // The statement the engine runs for many keys at once (refresh-engine.ts, batchQuery).
-      const type = sql.raw(view.params[column]!);
       await probe(
         `batchPartials (${column} = any(…))`,
-        (trx) =>
-          sql`select * from (${view.query(trx, undefined)}) as vk_batch where ${sql.ref(`vk_batch.${column}`)} = any(${[params[column]]}::${type}[])`,
+        (trx) => batchStatement(view, view.query(trx, undefined), [params[column]]),
         true,
       );
     }
