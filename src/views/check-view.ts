@@ -4,6 +4,7 @@ import { type ReadOnlySession, sqlState } from '../db/read-only.ts';
 import { describeError } from '../errors.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import { type ParamType, validateParams } from './params.ts';
+import { batchStatement } from './row-source.ts';
 
 // `viewkeeper check` for one view: its queries compiled and run against the database with LIMIT 0
 // (so they cost a plan, not a scan), their columns compared with what the view's key, member,
@@ -67,6 +68,9 @@ function columnProblem(view: ViewDefinition, columns: string[]): string | undefi
   const listed = columns.join(', ') || 'none';
   if (missing.length > 0) return `${missing.join(', ')} not among the query's columns (${listed})`;
   const rest = columns.filter((column) => !view.key.columns.includes(column));
+  if (view.shape === 'hash' && view.fields === undefined && rest.length === 0) {
+    return `the query returns no column besides the key (${listed}): a hash needs fields`;
+  }
   if (view.shape === 'value' && view.value === undefined && rest.length !== 1) {
     return `set \`value\` to the column to store: the query returns ${rest.join(', ') || 'nothing'} besides the key`;
   }
@@ -134,12 +138,9 @@ export async function checkView(session: ReadOnlySession, view: ViewDefinition):
     if (!fullColumnsWrong) compare('partial query', partial.columns);
     const column = view.batchColumn;
     if (column !== undefined && !problems.length) {
-      // The statement the engine runs for many keys at once (refresh-engine.ts, batchQuery).
-      const type = sql.raw(view.params[column]!);
       await probe(
         `batchPartials (${column} = any(…))`,
-        (trx) =>
-          sql`select * from (${view.query(trx, undefined)}) as vk_batch where ${sql.ref(`vk_batch.${column}`)} = any(${[params[column]]}::${type}[])`,
+        (trx) => batchStatement(view, view.query(trx, undefined), [params[column]]),
         true,
       );
     }

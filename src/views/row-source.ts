@@ -1,4 +1,4 @@
-import { isCompilable, type Kysely, sql } from 'kysely';
+import { isCompilable, type Kysely, type RawBuilder, sql } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import type { ParamType } from './params.ts';
@@ -54,6 +54,18 @@ export function splitRange(range: KeyRange, count: number): KeyRange[] {
   return pieces;
 }
 
+/**
+ * Partial refreshes of many keys as one statement: the view's full query filtered on its batch
+ * column. Postgres pushes the filter into the query (for a grouped query, into the rows grouped by
+ * that column), so this costs an index lookup per key and one plan, not one round trip per key.
+ * `viewkeeper check` plans the same statement.
+ */
+export function batchStatement(view: ViewDefinition, full: unknown, values: unknown[]): RawBuilder<Row> {
+  const column = view.batchColumn!;
+  const type = ARRAY_TYPES[view.params![column]!];
+  return sql<Row>`select * from (${full}) as vk_batch where ${sql.ref(`vk_batch.${column}`)} = any(${values}::${sql.raw(type)}[])`;
+}
+
 function notChunked(view: ViewDefinition): never {
   throw new ViewkeeperError('E_VIEW_DEFINITION', `view ${view.name} is not chunked`);
 }
@@ -62,13 +74,7 @@ function notChunked(view: ViewDefinition): never {
 export function createRowSource(options: { db: Kysely<any>; chunkSize: number }): RowSource {
   const { db, chunkSize } = options;
 
-  /**
-   * Partial refreshes of many keys as one query: the view's full query filtered on its batch column.
-   * Postgres pushes the filter into the query (for a grouped query, into the rows grouped by that
-   * column), so this costs an index lookup per key and one plan, not one round trip per key.
-   */
   function batchQuery(view: ViewDefinition, paramsList: Record<string, unknown>[]): Promise<Row[]> {
-    const column = view.batchColumn!;
     const full = view.query(db, undefined);
     if (!isCompilable(full)) {
       throw new ViewkeeperError(
@@ -76,9 +82,8 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
         `view ${JSON.stringify(view.name)}: batchPartials needs the query to be a Kysely query builder`,
       );
     }
-    const type = ARRAY_TYPES[view.params![column]!];
-    const values = paramsList.map((params) => params[column]);
-    return sql<Row>`select * from (${full}) as vk_batch where ${sql.ref(`vk_batch.${column}`)} = any(${values}::${sql.raw(type)}[])`
+    const values = paramsList.map((params) => params[view.batchColumn!]);
+    return batchStatement(view, full, values)
       .execute(db)
       .then((result) => result.rows);
   }

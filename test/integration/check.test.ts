@@ -26,6 +26,8 @@ const MISTAKES = {
     value: 'email', params: { name: 'bigint' }, batchPartials: true,
     query: (db, p) => { let q = db.selectFrom('users').select(['name', 'email']);
       if (p) q = q.where('name', '=', p.name); return q; }`),
+  'only-key.mts': view(`name: 'only_key', shape: 'hash', key: 'only_key:{id}',
+    query: (db) => db.selectFrom('users').select(['id'])`),
   'partial-broken.mts': view(`name: 'partial_broken', shape: 'hash', key: 'partial_broken:{id}',
     params: { id: 'bigint' },
     query: (db, p) => { let q = db.selectFrom('users').select(['id', 'name']);
@@ -59,6 +61,7 @@ describe('viewkeeper check', () => {
         'view batch_mismatch: batchPartials (name = any(…)): operator does not exist: text = bigint',
         'view depends_typo: dependsOn names a table that does not exist: userz',
         `view key_typo: key {uid} not among the query's columns (id, name)`,
+        'view only_key: the query returns no column besides the key (id): a hash needs fields',
         'view partial_broken: partial query: column "nosuch" does not exist',
         `view zset_score: score points not among the query's columns (post_id, votes)`,
         `sink bad_refresh: refreshes view "key_typo" by params, but the view has no partial refresh: use 'full'`,

@@ -7,6 +7,8 @@
 export const STARTER_TABLE = 'starter_items';
 export const STARTER_SQL_FILE = 'viewkeeper-starter.sql';
 export const STARTER_VIEW = 'starter_item';
+/** The jobs' table types, imported by type only (the loader skips .d.ts files). */
+const SCHEMA_MODULE = './schema.d.ts';
 
 export const STARTER_SQL = `-- The table the starter jobs of \`viewkeeper init\` read and write (jobs/starter-item.*,
 -- jobs/sink-starter-items.*), with three rows. Run it once, after \`npx viewkeeper migrate\`:
@@ -88,13 +90,13 @@ export function starterJobs(language: 'ts' | 'js'): StarterFiles {
   if (language === 'ts') {
     return {
       'jobs/starter-item.mts': `import { defineView } from 'viewkeeper';
-import type { Database } from './schema.d.ts';
+import type { Database } from '${SCHEMA_MODULE}';
 
 ${VIEW_HEADER}
 export default defineView<Database>()({
 ${VIEW_BODY}`,
       'jobs/sink-starter-items.mts': `import { defineSink } from 'viewkeeper';
-import type { Database } from './schema.d.ts';
+import type { Database } from '${SCHEMA_MODULE}';
 
 ${SINK_HEADER}
 export default defineSink<Database>()({
@@ -109,7 +111,7 @@ ${SINK_BODY}`,
     'jobs/starter-item.mjs': `// @ts-check
 import { defineView } from 'viewkeeper';
 
-/** @import { Database } from './schema.d.ts' */
+/** @import { Database } from '${SCHEMA_MODULE}' */
 
 ${VIEW_HEADER}
 ${typed('defineView')}
@@ -117,7 +119,7 @@ ${VIEW_BODY}`,
     'jobs/sink-starter-items.mjs': `// @ts-check
 import { defineSink } from 'viewkeeper';
 
-/** @import { Database } from './schema.d.ts' */
+/** @import { Database } from '${SCHEMA_MODULE}' */
 
 ${SINK_HEADER}
 ${typed('defineSink')}
