@@ -19,6 +19,7 @@ import type {
 import { createZsetWriter } from '../redis/writers/zset-writer.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import { type ParamType, refreshIdentity } from './params.ts';
+import { runSpacingMs } from './run-spacing.ts';
 
 export interface RefreshEngineOptions {
   /** Views bring their own database types; the run history table is viewkeeper's. */
@@ -290,7 +291,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
       [keys.meta, eventsKey(prefix), ...lockAndWindowKeys(identities)],
       [
         token,
-        view.coalesceMs,
+        runSpacingMs(view.coalesceMs, ms),
         eventsKey(prefix),
         new Date().toISOString(),
         ms,
