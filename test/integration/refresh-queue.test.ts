@@ -517,6 +517,127 @@ describe('refresh queue: batched partial refreshes', () => {
   });
 });
 
+describe('refresh queue: bulk partial requests', () => {
+  async function statsOf(userId: number): Promise<Record<string, string>> {
+    const { rows } = await sql<Record<string, string>>`
+      select count(*)::text as post_count, coalesce(sum(upvotes), 0)::text as total_upvotes
+      from posts where user_id = ${userId}`.execute(ctx.db.db);
+    return rows[0]!;
+  }
+
+  it('good and bad elements: the good keys refresh in one batched run, each bad one fails alone, the job completes', async () => {
+    await drained();
+    await sql`update posts set upvotes = upvotes + 7 where user_id in (31, 32, 33)`.execute(ctx.db.db);
+    const before = await version('user_stats');
+    const job = await queue.add('user_stats', {
+      params: [
+        { user_id: 31 },
+        { user_id: 'abc' },
+        { user_id: '32' },
+        {},
+        { user_id: 33, org_id: 1 },
+        'user_id=34',
+        { user_id: 33 },
+      ],
+    });
+    const result = (await job.waitUntilFinished(events, 10_000)) as RefreshJobResult;
+    expect(await (await stored(job)).getState()).toBe('completed');
+    expect(result.entries).toHaveLength(7);
+    expect(result.entries!.map((entry) => entry.status)).toEqual([
+      'done',
+      'failed',
+      'done',
+      'failed',
+      'failed',
+      'failed',
+      'done',
+    ]);
+    const reasons = result.entries!.flatMap((entry) => (entry.status === 'failed' ? [entry.reason] : []));
+    expect(reasons[0]).toMatch(/^params\[1\]: param "user_id" of view "user_stats" is "abc"/);
+    expect(reasons[1]).toMatch(/^params\[3\]: missing param "user_id"/);
+    expect(reasons[2]).toMatch(/^params\[4\]: unknown param "org_id"/);
+    expect(reasons[3]).toMatch(
+      /^params\[5\]: params for view "user_stats" must be an object, got "user_id=34"/,
+    );
+    expect(result).toMatchObject({ view: 'user_stats', kind: 'partial', rows: 3, keys: 3, failed: 4 });
+    // batchPartials: the three good keys (33 asked twice) were one run.
+    expect((await version('user_stats')) - before).toBe(1);
+    for (const id of [31, 32, 33]) {
+      expect(await ctx.redis.hgetall(`user_stats:${id}`)).toMatchObject(await statsOf(id));
+    }
+  });
+
+  it('a view without batchPartials runs one refresh per good element and reports each', async () => {
+    await drained();
+    const before = await version('user_by_name');
+    const job = await queue.add('user_by_name', {
+      params: [{ name: 'User 3' }, { name: 42 }, { name: 'User 4' }, { name: 'nobody' }],
+    });
+    const result = (await job.waitUntilFinished(events, 10_000)) as RefreshJobResult;
+    expect(result.entries).toEqual([
+      { status: 'done', rows: 1 },
+      { status: 'failed', reason: expect.stringContaining('params[1]: param "name"') },
+      { status: 'done', rows: 1 },
+      { status: 'done', rows: 0 },
+    ]);
+    expect((await version('user_by_name')) - before).toBe(3);
+    expect(await ctx.redis.hgetall('user_by_name:User 4')).toEqual({ email: 'user4@example.com' });
+  });
+
+  it('10,000 keys in one job: every key equals the query, keys without a row report 0 rows', async () => {
+    await drained();
+    const view = registry.view('user_stats')!;
+    await sql`update posts set upvotes = upvotes + 1`.execute(ctx.db.db);
+    const ids = Array.from({ length: 10_000 }, (_, i) => i + 1);
+    const job = await enqueueRefresh(
+      queue,
+      'user_stats',
+      ids.map((user_id) => ({ user_id })),
+    );
+    expect(job.opts.deduplication).toBeUndefined();
+    const result = (await job.waitUntilFinished(events, 60_000)) as RefreshJobResult;
+    expect(result.failed).toBe(0);
+    expect(result.entries).toHaveLength(10_000);
+    expect(result.rows).toBe(100); // the seed has 100 users
+    expect(result.entries!.slice(98, 102)).toEqual([
+      { status: 'done', rows: 1 },
+      { status: 'done', rows: 1 },
+      { status: 'done', rows: 0 },
+      { status: 'done', rows: 0 },
+    ]);
+    expect(await actualContent(ctx.redis, ctx.prefix, view)).toEqual(await expectedContent(ctx.db, view));
+  });
+
+  it('an element whose key another run holds waits for that run, then completes with the rest', async () => {
+    await drained();
+    gated.starts.length = 0;
+    gated.ends.length = 0;
+    gated.close();
+    const single = await enqueueRefresh(queue, 'gated_stats', { user_id: 41 });
+    await gated.started;
+    const bulk = await queue.add('gated_stats', { params: [{ user_id: 41 }, { user_id: 42 }] });
+    await until(async () => gated.starts.length >= 2, 'the free element to start');
+    gated.open();
+    await single.waitUntilFinished(events, 10_000);
+    const result = (await bulk.waitUntilFinished(events, 10_000)) as RefreshJobResult;
+    expect(result.entries).toEqual([
+      { status: 'done', rows: 1 },
+      { status: 'done', rows: 1 },
+    ]);
+    // Runs: 41 (the single job, held), 42 (the bulk's free element, at once), then the bulk's 41,
+    // only after the held run ended.
+    expect(gated.starts).toHaveLength(3);
+    expect(gated.starts[2]!).toBeGreaterThanOrEqual(Math.min(...gated.ends.slice(0, 2)));
+  });
+
+  it('an empty list, more than 10,000 elements, or a list for a view without params fail the whole job', async () => {
+    await expectRejected('user_stats', { params: [] }, ['bulk refresh takes 1 to 10000', 'got 0']);
+    const tooMany = Array.from({ length: 10_001 }, (_, i) => ({ user_id: i }));
+    await expectRejected('user_stats', { params: tooMany }, ['got 10001']);
+    await expectRejected('trending_posts', { params: [{ post_id: 1 }] }, ['no partial refresh']);
+  });
+});
+
 describe('refresh queue: failures', () => {
   it('a transient failure (ECONNRESET) retries until it succeeds, although the job has 1 attempt', async () => {
     flakyErrors.push(
