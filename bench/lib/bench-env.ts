@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { migrateDemo } from '../../demo/migrate.ts';
 import { SEED_DEFAULTS, seedDemo } from '../../demo/seed.ts';
 import type { DbHandle } from '../../src/db/create-db.ts';
-import { migrateDemo } from '../../demo/migrate.ts';
 
 // Where the refresh benches run: their own database, Redis db and prefix, and the demo data set.
 
@@ -27,9 +27,10 @@ const MAX_SEED_AGE_MS = 3600_000;
 export const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /**
- * `node demo/cli.ts migrate` (viewkeeper's schema, then the demo's tables) on the bench database. The bench database is disposable: when its recorded
- * migrations no longer match the folder (a migration was inserted before one already applied), it
- * is dropped and created again rather than failing the bench.
+ * `node demo/cli.ts migrate` (viewkeeper's schema, then the demo's tables) on the bench database.
+ * The bench database is disposable: when its recorded migrations no longer match the folder (a
+ * migration was inserted before one already applied), it is dropped and created again rather than
+ * failing the bench.
  */
 export async function migrateBenchDatabase(): Promise<void> {
   try {
