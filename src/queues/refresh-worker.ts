@@ -9,6 +9,7 @@ import { parseScheduledJobId } from '../scheduler/scheduler.ts';
 import { refreshIdentity } from '../views/params.ts';
 import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
+import { runBulk } from './bulk-refresh.ts';
 import { CHUNK_QUEUE, type ChunkJobData, createChunkedRebuild } from './chunked-rebuild.ts';
 import { createCoverage } from './coverage.ts';
 import { createQueue, createWorker } from './factories.ts';
@@ -50,17 +51,19 @@ const PARTIAL_JOBS_PER_SLOT = 64;
 /** …but never more than this in one daemon (VK_REFRESH_CONCURRENCY goes up to 256). */
 const MAX_HELD_JOBS = 1024;
 
-/**
- * Consumes the `refresh` queue (and the internal `refresh-chunks` queue of chunked rebuilds). Bad
- * payloads fail once with a one-line reason (UnrecoverableError: no retries); a run that finds its
- * (view, params) busy or inside its coalescing window goes back to the delayed set for exactly that
- * long, so later requests for it coalesce into this job; transient errors (connections,
- * serialization failures) retry with exponential backoff whatever attempts the producer set.
- */
 function coveredResult(view: string, kind: 'full' | 'partial'): RefreshJobResult {
   return { view, kind, rows: 0, version: 0, ms: 0, keys: null, superseded: false, covered: true };
 }
 
+/**
+ * Consumes the `refresh` queue (and the internal `refresh-chunks` queue of chunked rebuilds). Bad
+ * payloads fail once with a one-line reason (UnrecoverableError: no retries); a bulk request's bad
+ * elements fail alone, listed in its result. A job whose (view, params) ran within the last moment
+ * (the spacing its last run left, see run-spacing.ts) or is running goes back to the delayed set for
+ * exactly that long, so later requests for it coalesce into this job; any other job runs at once.
+ * Transient errors (connections, serialization failures) retry with exponential backoff whatever
+ * attempts the producer set.
+ */
 export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorker {
   const { registry, engine, connection, prefix } = options;
   const logger = options.logger.child({ component: 'refresh-worker' });
@@ -97,6 +100,17 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
       ignoreWindow: scheduled !== undefined,
     };
     try {
+      if (request.bulk !== undefined) {
+        const outcome = await runBulk(batcher, request.view, request.bulk, job.id, signal);
+        if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
+        if (outcome.result.failed) {
+          logger.warn(
+            { jobId: job.id, view: job.name, failed: outcome.result.failed, keys: request.bulk.length },
+            'bulk refresh: some entries failed',
+          );
+        }
+        return outcome.result;
+      }
       if (request.params !== undefined) {
         const outcome = await batcher.submit(request.view, request.params, job.id);
         if (outcome.status === 'covered') return coveredResult(request.view.name, 'partial');

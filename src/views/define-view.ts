@@ -109,9 +109,11 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row, S extends V
   /** Tables the view reads; write-behind sinks use this to know whom to refresh. */
   dependsOn?: string[];
   /**
-   * Minimum milliseconds between two runs of the same (view, params): requests arriving inside the
-   * window collapse into one run at its end. 0 disables the window (runs still never overlap).
-   * @defaultValue 1000
+   * A rate limit: at least this many milliseconds between two runs of the same (view, params);
+   * requests arriving inside the window collapse into one run at its end, and each of them waits
+   * for that end. 0 = no window (runs still never overlap). Unset, the window after a run is the
+   * longer of 100 ms and the run's own duration (see run-spacing.ts): lone requests start at once.
+   * @defaultValue unset (adaptive)
    */
   coalesceMs?: number;
 }
@@ -146,10 +148,11 @@ export interface ViewDefinition<S extends ViewShape = ViewShape> {
   schedule: Required<ViewSchedule> | undefined;
   catchUp: boolean;
   dependsOn: string[];
-  coalesceMs: number;
+  /** Fixed window between runs of one (view, params); undefined = adaptive (runSpacingMs). */
+  coalesceMs: number | undefined;
 }
 
-export const VIEW_DEFAULTS = { ttl: 0, catchUp: true, coalesceMs: 1000 } as const;
+export const VIEW_DEFAULTS = { ttl: 0, catchUp: true } as const;
 const PARAM_TYPES: ParamType[] = ['bigint', 'integer', 'text', 'uuid', 'boolean'];
 
 function fail(name: string, message: string): never {
@@ -218,8 +221,11 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
   const ttl = options.ttl ?? VIEW_DEFAULTS.ttl;
   if (!Number.isInteger(ttl) || ttl < 0)
     fail(name, `ttl must be whole seconds ≥ 0, got ${JSON.stringify(options.ttl)}`);
-  const coalesceMs = options.coalesceMs ?? VIEW_DEFAULTS.coalesceMs;
-  if (!Number.isInteger(coalesceMs) || coalesceMs < 0 || coalesceMs > 3_600_000) {
+  const coalesceMs = options.coalesceMs;
+  if (
+    coalesceMs !== undefined &&
+    (!Number.isInteger(coalesceMs) || coalesceMs < 0 || coalesceMs > 3_600_000)
+  ) {
     fail(
       name,
       `coalesceMs must be whole milliseconds from 0 to 3600000, got ${JSON.stringify(options.coalesceMs)}`,

@@ -2,6 +2,7 @@ import { eventsKey, runKeys, viewKeys } from '../redis/keys.ts';
 import type { Scripts } from '../redis/scripts.ts';
 import type { ViewDefinition } from './define-view.ts';
 import { MAX_REASON } from './run-history.ts';
+import { runSpacingMs } from './run-spacing.ts';
 import type { Busy } from './run-types.ts';
 import type { WriteSummary } from './writers/shape-writer.ts';
 
@@ -82,7 +83,7 @@ export function createRunLock(options: { scripts: Scripts; prefix: string; event
         [keys.meta, eventsKey(prefix), ...lockAndWindowKeys(identities)],
         [
           token,
-          view.coalesceMs,
+          runSpacingMs(view.coalesceMs, ms),
           eventsKey(prefix),
           new Date().toISOString(),
           ms,
