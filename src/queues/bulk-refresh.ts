@@ -1,9 +1,9 @@
 import type { RefreshEntryResult, RefreshJobResult } from '../contract.ts';
 import { describeError } from '../errors.ts';
+import { isTransient } from '../lib/transient.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { PartialBatcher } from './partial-batcher.ts';
 import type { BulkElement } from './refresh-payload.ts';
-import { isTransient } from '../lib/transient.ts';
 
 /**
  * Elements that find their (view, params) busy are retried in the job for waits up to this long (a
