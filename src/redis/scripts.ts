@@ -13,6 +13,9 @@ const SCRIPTS = {
   vkWriteMembers: { file: 'write-members.lua', keys: 3 },
   vkSwapMembers: { file: 'swap-members.lua', keys: 4 },
   vkSwapValue: { file: 'swap-value.lua', keys: 2 },
+  vkWriteGroups: { file: 'write-groups.lua', keys: 3 },
+  vkSweepGroups: { file: 'sweep-groups.lua', keys: 3 },
+  vkAppendList: { file: 'append-list.lua', keys: 3 },
 } as const satisfies Record<string, { file: string; keys: number | 'variable' }>;
 
 export type ScriptName = keyof typeof SCRIPTS;

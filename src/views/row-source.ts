@@ -68,6 +68,12 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
    * column), so this costs an index lookup per key and one plan, not one round trip per key.
    */
   function batchQuery(view: ViewDefinition, paramsList: Record<string, unknown>[]): Promise<Row[]> {
+    return batchSql(view, paramsList)
+      .execute(db)
+      .then((result) => result.rows);
+  }
+
+  function batchSql(view: ViewDefinition, paramsList: Record<string, unknown>[]) {
     const column = view.batchColumn!;
     const full = view.query(db, undefined);
     if (!isCompilable(full)) {
@@ -78,9 +84,49 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
     }
     const type = ARRAY_TYPES[view.params![column]!];
     const values = paramsList.map((params) => params[column]);
-    return sql<Row>`select * from (${full}) as vk_batch where ${sql.ref(`vk_batch.${column}`)} = any(${values}::${sql.raw(type)}[])`
-      .execute(db)
-      .then((result) => result.rows);
+    return sql<Row>`select * from (${full}) as vk_batch where ${sql.ref(`vk_batch.${column}`)} = any(${values}::${sql.raw(type)}[])`;
+  }
+
+  /**
+   * `list` and `set` views: the query's rows grouped by key (rows of one group next to each other,
+   * so a writer holds one group at a time) and, for lists, each group's first `maxLength` rows in
+   * order, the rest never leaving Postgres.
+   */
+  function grouped(view: ViewDefinition, inner: unknown) {
+    if (!isCompilable(inner)) {
+      throw new ViewkeeperError(
+        'E_VIEW_DEFINITION',
+        `view ${JSON.stringify(view.name)}: a ${view.shape} view's query must be a Kysely query builder (its rows are grouped and ordered around it)`,
+      );
+    }
+    const keyColumns = view.key.columns;
+    let source = sql`(${inner})`;
+    if (view.list) {
+      const direction = sql.raw(view.list.order); // 'asc' | 'desc', validated at definition
+      const partition = sql.join(keyColumns.map((column) => sql.ref(`vk_q.${column}`)));
+      const order = sql.join(
+        view.list.orderBy.map((column) => sql`${sql.ref(`vk_q.${column}`)} ${direction}`),
+      );
+      source = sql`(select vk_q.*, row_number() over (partition by ${partition} order by ${order}) as vk_rank
+        from (${inner}) as vk_q)`;
+    }
+    let query = db.selectFrom(source.as('vk_g')).selectAll();
+    if (view.list) query = query.where('vk_g.vk_rank', '<=', view.list.maxLength);
+    for (const column of keyColumns) query = query.orderBy(`vk_g.${column}`);
+    if (view.list) query = query.orderBy('vk_g.vk_rank');
+    return query;
+  }
+
+  /** The rows of a list or set view (whole, or the groups `paramsList` select), grouped. */
+  function groupedRows(
+    view: ViewDefinition,
+    paramsList: Record<string, unknown>[] | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<Row[]> | AsyncIterable<Row> {
+    if (paramsList && paramsList.length > 1) return grouped(view, batchSql(view, paramsList)).execute();
+    const params = paramsList?.[0];
+    const query = grouped(view, view.query(db, params));
+    return params ? query.execute() : query.stream({ chunkSize, signal });
   }
 
   /** min..max+1 of a chunked view's key column (an empty range when the table is empty). */
@@ -110,6 +156,14 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
           if (pending) await pending;
         }
       };
+      if (view.shape === 'list' || view.shape === 'set') {
+        const rows = groupedRows(view, paramsList, signal);
+        // The rank only orders a list's rows: it is not one of the view's columns.
+        const strip = async function* (source: Iterable<Row> | AsyncIterable<Row>) {
+          for await (const { vk_rank: _rank, ...row } of source) yield row;
+        };
+        return write(strip(rows instanceof Promise ? await rows : rows));
+      }
       if (paramsList && paramsList.length > 1) return write(await batchQuery(view, paramsList));
       const params = paramsList?.[0];
       const query = view.query(db, params, range);

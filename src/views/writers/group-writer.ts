@@ -1,0 +1,123 @@
+import { viewKeys } from '../../redis/keys.ts';
+import { elementOf, elementProblem, groupParams, orderKeyOf } from './group-elements.ts';
+import { InFlight } from './in-flight.ts';
+import { type ShapeWriter, WRITER_DEFAULTS, type WriterContext, type WriteSummary } from './shape-writer.ts';
+
+const SWEEP_CHUNK = 1000;
+
+/** One group's rows as they stream: its key and elements in order (row-source orders and caps them). */
+interface Group {
+  key: string;
+  head: string;
+  elements: string[];
+  params: Record<string, unknown> | undefined;
+  problem: string | undefined;
+}
+
+/**
+ * `list` and `set` views: one Redis key per group of rows. The rows come grouped by key (and, for
+ * lists, in order and capped, row-source.ts), so each group is complete when the next one starts;
+ * whole groups go to write-groups.lua in batches, each group replaced atomically, stale sequences
+ * skipped. A full rebuild then sweeps the groups that vanished; a partial refresh deletes the groups
+ * its params name that the query no longer returns.
+ *
+ * A group a newer write had already touched is skipped (as write-rows.lua skips rows). For a list
+ * that newer write may be an append on top of what the list held before, so the summary names the
+ * skipped groups' params in `retry`: the engine refreshes them again with a newer snapshot.
+ */
+export function createGroupWriter(ctx: WriterContext): ShapeWriter {
+  const { view, scripts, seq, scope } = ctx;
+  const keys = viewKeys(ctx.prefix, view.name);
+  const scriptKeys = [keys.keyIndex, keys.meta, keys.heads];
+  const isList = view.shape === 'list';
+  const batchItems = ctx.batchRows ?? WRITER_DEFAULTS.batchRows;
+  const inFlight = new InFlight<(string | number)[]>(ctx.maxInFlight ?? WRITER_DEFAULTS.maxInFlight);
+  const written = new Set<string>();
+  const paramsOf = new Map<string, Record<string, unknown> | undefined>();
+  const failures: string[] = [];
+  let batch: (string | number)[] = [];
+  let group: Group | undefined;
+  let rows = 0;
+
+  function send(): Promise<void> | undefined {
+    if (batch.length === 0) return undefined;
+    const args = [seq, view.ttl, view.shape, ...batch];
+    batch = [];
+    return inFlight.track(scripts.run<(string | number)[]>('vkWriteGroups', scriptKeys, args));
+  }
+
+  /** Queues the finished group; sends the batch once it is big enough. */
+  function close(): Promise<void> | undefined {
+    const done = group;
+    group = undefined;
+    if (!done) return undefined;
+    written.add(done.key);
+    paramsOf.set(done.key, done.params);
+    if (done.problem) {
+      failures.push(done.problem);
+      batch.push(done.key, '', -1);
+    } else {
+      batch.push(done.key, done.head, done.elements.length, ...done.elements);
+    }
+    return batch.length >= batchItems ? send() : undefined;
+  }
+
+  return {
+    add(row) {
+      rows += 1;
+      const key = view.key.fill(row);
+      let pending: Promise<void> | undefined;
+      if (group?.key !== key) {
+        pending = close();
+        group = {
+          key,
+          head: isList ? orderKeyOf(view, row) : '',
+          elements: [],
+          params: groupParams(view, row),
+          problem: undefined,
+        };
+      }
+      const element = elementOf(view, row);
+      group.problem ??= elementProblem(view, key, element);
+      if (!group.problem) group.elements.push(element);
+      return pending;
+    },
+
+    async finish(): Promise<WriteSummary> {
+      await close();
+      if (scope.kind === 'partial') {
+        // Groups the params name but the query no longer returns: their rows are gone.
+        for (const params of scope.params) {
+          if (!view.key.isCoveredBy(Object.keys(params))) continue;
+          const key = view.key.fill(params);
+          if (written.has(key) || paramsOf.has(key)) continue;
+          paramsOf.set(key, params);
+          batch.push(key, '', 0);
+        }
+      }
+      await send();
+      const replies = await inFlight.drain();
+      const superseded = replies.some((reply) => reply[0] === -1);
+      const skipped = new Set(replies.flatMap((reply) => reply.slice(1) as string[]));
+      // A newer write touched these lists meanwhile (an append, maybe): run them again, newer.
+      const retry = isList
+        ? [...skipped].flatMap((key) => {
+            const params = paramsOf.get(key);
+            return params ? [params] : [];
+          })
+        : [];
+      if (scope.kind === 'full') {
+        if (!superseded) {
+          while ((await scripts.run<number>('vkSweepGroups', scriptKeys, [seq, SWEEP_CHUNK])) > 0);
+        }
+        return { rows, changedKeys: null, superseded, failures, retry };
+      }
+      const changedKeys = superseded ? [] : [...paramsOf.keys()].filter((key) => !skipped.has(key));
+      return { rows, changedKeys, superseded, written, failures, retry };
+    },
+
+    async abort() {
+      await inFlight.drain().catch(() => undefined);
+    },
+  };
+}
