@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type Kysely, sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/create-client.ts';
 import { QUEUES, type WriteBehindJobData } from '../../src/contract.ts';
 import { silentLogger } from '../../src/logging/create-logger.ts';
 import { createQueue, createQueueEvents } from '../../src/queues/factories.ts';
@@ -424,5 +425,106 @@ describe('list appends', () => {
       await queue.close();
       await closeRedis(queueRedis);
     }
+  });
+});
+
+describe('bad input', () => {
+  it('an element over 64 KB fails its group with a one-line reason naming the view and key; the rest completes', async () => {
+    await insertActivity([{ user: 555, id: 900_000, kind: 'x'.repeat(70 * 1024) }]);
+    await insertActivity(batch2([556]));
+    const outcome = await full(activity);
+    expect(outcome.failed).toEqual([
+      expect.stringMatching(
+        /^view user_activity: element of user_activity:555 is \d+ bytes, over the 65536-byte limit$/,
+      ),
+    ]);
+    const oracle = await activityOracle();
+    delete oracle['user_activity:555'];
+    expect(await stored(activity)).toEqual(oracle);
+    expect(await ctx.redis.hget(viewKeys(ctx.prefix, 'user_activity').meta, 'last_error')).toContain(
+      'user_activity:555',
+    );
+    await sql`delete from activity where user_id = 555`.execute(db());
+  });
+});
+
+function batch2(users: number[]) {
+  return users.map((user) => ({ user, id: 800_000 + user, kind: 'fine' }));
+}
+
+describe('client reads', () => {
+  it('list, set and isMember read what the daemon wrote, from the L1 until the group changes', async () => {
+    await full(recentVotes);
+    await full(votersToday);
+    const client = createClient({
+      redisUrl: ctx.redisUrl,
+      prefix: ctx.prefix,
+      views: { user_recent_votes: recentVotes, post_voters_today: votersToday },
+      l1: { ttlMs: 60_000 },
+      onMiss: 'null',
+    });
+    try {
+      const votes = await recentVotesOracle();
+      const voters = await votersTodayOracle();
+      const [listKey, elements] = Object.entries(votes).find(([, list]) => list.length >= 3)!;
+      const userId = listKey.split(':')[1]!;
+      const [setKey, members] = Object.entries(voters)[0]!;
+      const postId = setKey.split(':')[1]!;
+      expect(await client.list('user_recent_votes', { user_id: userId })).toEqual(elements);
+      expect(await client.list('user_recent_votes', { user_id: userId }, { start: 1, stop: 2 })).toEqual(
+        elements.slice(1, 3),
+      );
+      expect(await client.set('post_voters_today', { post_id: postId })).toEqual(members);
+      expect(await client.isMember('post_voters_today', { post_id: postId }, members[0]!)).toBe(true);
+      expect(await client.isMember('post_voters_today', { post_id: postId }, 'nobody')).toBe(false);
+      expect(await client.list('user_recent_votes', { user_id: '999999' })).toEqual([]);
+
+      // While subscribed, reads come from the L1: a change behind the daemon's back is not seen...
+      await expect.poll(() => client.health().subscribed).toBe(true);
+      await client.list('user_recent_votes', { user_id: userId });
+      await client.isMember('post_voters_today', { post_id: postId }, members[0]!);
+      await ctx.redis.rpush(listKey, 'behind-the-back');
+      await ctx.redis.srem(setKey, members[0]!);
+      expect(await client.list('user_recent_votes', { user_id: userId })).toEqual(elements);
+      expect(await client.isMember('post_voters_today', { post_id: postId }, members[0]!)).toBe(true);
+      expect(client.stats().l1Hits).toBeGreaterThanOrEqual(2);
+      // ...until a refresh of the group publishes its event.
+      await sql`delete from votes where user_id = ${userId} and post_id = (select min(post_id) from votes where user_id = ${userId})`.execute(
+        db(),
+      );
+      await engine.refresh(recentVotes, { user_id: userId });
+      await engine.refresh(votersToday, { post_id: postId });
+      const fresh = (await recentVotesOracle())[listKey];
+      await expect.poll(() => client.list('user_recent_votes', { user_id: userId })).toEqual(fresh);
+      const freshVoters = (await votersTodayOracle())[setKey] ?? [];
+      await expect.poll(() => client.set('post_voters_today', { post_id: postId })).toEqual(freshVoters);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('reads are typed by shape: a set view cannot be read as a list, nor a list as a set', async () => {
+    const client = createClient({
+      redisUrl: ctx.redisUrl,
+      prefix: ctx.prefix,
+      views: {
+        recent: { shape: 'list', key: 'recent:{user_id}' },
+        voters: { shape: 'set', key: 'voters:{post_id}' },
+      },
+    });
+    // Never called: tsc checks these lines (and fails on an unused @ts-expect-error).
+    const misuse = () => [
+      // @ts-expect-error a set view is not a list
+      client.list('voters', { post_id: 1 }),
+      // @ts-expect-error a list view is not a set
+      client.set('recent', { user_id: 1 }),
+      // @ts-expect-error a list view has no members
+      client.isMember('recent', { user_id: 1 }, 'x'),
+    ];
+    expect(misuse).toBeTypeOf('function');
+    await expect(client.list('voters' as never, { post_id: 1 })).rejects.toThrow(
+      'view voters is a set view; read it with client.set()',
+    );
+    await client.close();
   });
 });
