@@ -128,8 +128,18 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     round: number,
   ): Promise<void> {
     if (paramsList.length === 0 || round > RETRY_ROUNDS) return;
-    const validated = paramsList.map((params) => validateParams(view.name, view.params, params));
-    await run(view, validated, { ...runOptions, ignoreWindow: true }, round);
+    const again = { ...runOptions, ignoreWindow: true };
+    try {
+      const validated = paramsList.map((params) => validateParams(view.name, view.params, params));
+      if (view.batchColumn) await run(view, validated, again, round);
+      else for (const params of validated) await run(view, [params], again, round);
+    } catch (error) {
+      // The run itself succeeded; these groups stay as they are until their next refresh.
+      logger.warn(
+        { view: view.name, groups: paramsList.length, reason: describeError(error) },
+        'could not refresh again the groups a newer write touched',
+      );
+    }
   }
 
   /**

@@ -38,6 +38,57 @@ const ARRAY_TYPES: Record<ParamType, string> = {
   boolean: 'boolean',
 };
 
+/**
+ * Pulls rows from `source` ahead of the consumer, up to `limit` of them: the cursor's next fetch runs
+ * in Postgres while the writer turns the current rows into Redis calls, instead of each side waiting
+ * for the other. Holds at most `limit` rows.
+ */
+async function* readAhead<T>(source: AsyncIterable<T>, limit: number): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  const buffer: T[] = [];
+  let done = false;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  let room: (() => void) | undefined;
+  const pump = (async () => {
+    try {
+      while (!done) {
+        if (buffer.length >= limit) await new Promise<void>((resolve) => (room = resolve));
+        if (done) break;
+        const next = await iterator.next();
+        if (next.done) break;
+        buffer.push(next.value);
+        wake?.();
+      }
+    } catch (error) {
+      failure = { error };
+    } finally {
+      done = true;
+      wake?.();
+    }
+  })();
+  try {
+    for (;;) {
+      if (buffer.length === 0) {
+        if (failure) throw failure.error;
+        if (done) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        continue;
+      }
+      const row = buffer.shift()!;
+      room?.();
+      room = undefined;
+      yield row;
+    }
+  } finally {
+    done = true;
+    room?.();
+    await pump;
+    await iterator.return?.();
+  }
+}
+
 /** Cuts [from, to) into at most `count` contiguous, non-empty ranges of (nearly) equal width. */
 export function splitRange(range: KeyRange, count: number): KeyRange[] {
   const from = BigInt(range.from);
@@ -126,7 +177,7 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
     if (paramsList && paramsList.length > 1) return grouped(view, batchSql(view, paramsList)).execute();
     const params = paramsList?.[0];
     const query = grouped(view, view.query(db, params));
-    return params ? query.execute() : query.stream({ chunkSize, signal });
+    return params ? query.execute() : readAhead(query.stream({ chunkSize, signal }), chunkSize * 2);
   }
 
   /** min..max+1 of a chunked view's key column (an empty range when the table is empty). */
