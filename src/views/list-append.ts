@@ -4,7 +4,7 @@ import { viewKeys } from '../redis/keys.ts';
 import type { Scripts } from '../redis/scripts.ts';
 import type { ViewDefinition } from './define-view.ts';
 import type { RunLock } from './run-lock.ts';
-import { elementOf, elementProblem, groupParams, orderKeyOf } from './writers/group-elements.ts';
+import { createElementEncoder, elementProblem, groupParams, orderKeyOf } from './writers/group-elements.ts';
 import type { Row } from './writers/shape-writer.ts';
 
 export interface AppendOutcome {
@@ -44,6 +44,7 @@ export function createListAppender(options: {
         );
       }
       const outcome: AppendOutcome = { appended: 0, refresh: [], problems: [] };
+      const elementOf = createElementEncoder(view);
       const refreshed = new Set<string>();
       const refreshGroup = (key: string, row: Row) => {
         if (refreshed.has(key)) return;
@@ -65,7 +66,7 @@ export function createListAppender(options: {
           refreshGroup(key, row);
           continue;
         }
-        const element = elementOf(view, row);
+        const element = elementOf(row);
         const problem = elementProblem(view, key, element);
         if (problem) {
           outcome.problems.push(problem);

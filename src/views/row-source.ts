@@ -2,6 +2,7 @@ import { isCompilable, type Kysely, sql } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import type { ParamType } from './params.ts';
+import { RANK_COLUMN } from './writers/group-elements.ts';
 import type { Row, ShapeWriter } from './writers/shape-writer.ts';
 
 /** Where a run's rows come from: the view's query, narrowed by params or a key range. */
@@ -158,13 +159,13 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
       const order = sql.join(
         view.list.orderBy.map((column) => sql`${sql.ref(`vk_q.${column}`)} ${direction}`),
       );
-      source = sql`(select vk_q.*, row_number() over (partition by ${partition} order by ${order}) as vk_rank
+      source = sql`(select vk_q.*, row_number() over (partition by ${partition} order by ${order}) as ${sql.id(RANK_COLUMN)}
         from (${inner}) as vk_q)`;
     }
     let query = db.selectFrom(source.as('vk_g')).selectAll();
-    if (view.list) query = query.where('vk_g.vk_rank', '<=', view.list.maxLength);
+    if (view.list) query = query.where(`vk_g.${RANK_COLUMN}`, '<=', view.list.maxLength);
     for (const column of keyColumns) query = query.orderBy(`vk_g.${column}`);
-    if (view.list) query = query.orderBy('vk_g.vk_rank');
+    if (view.list) query = query.orderBy(`vk_g.${RANK_COLUMN}`);
     return query;
   }
 
@@ -208,12 +209,9 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
         }
       };
       if (view.shape === 'list' || view.shape === 'set') {
+        // Rows keep the rank column (RANK_COLUMN) that orders a list: the writers leave it out.
         const rows = groupedRows(view, paramsList, signal);
-        // The rank only orders a list's rows: it is not one of the view's columns.
-        const strip = async function* (source: Iterable<Row> | AsyncIterable<Row>) {
-          for await (const { vk_rank: _rank, ...row } of source) yield row;
-        };
-        return write(strip(rows instanceof Promise ? await rows : rows));
+        return write(rows instanceof Promise ? await rows : rows);
       }
       if (paramsList && paramsList.length > 1) return write(await batchQuery(view, paramsList));
       const params = paramsList?.[0];

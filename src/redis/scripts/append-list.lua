@@ -1,8 +1,9 @@
 -- Incremental append to list views (the caching guide's LPUSH + LTRIM): pushes one element onto the
 -- head of each named group's list and trims it to the view's length, in one step per call. Only for
--- newest-first lists, and only when the element belongs at the head: its order key must not be
--- below the current head's. Anything else (an element older than the head, which belongs further
--- down) is refused and named, and the caller refreshes that group from the database instead.
+-- newest-first lists, only onto a list that is there (a missing list is unknown, not empty: it may
+-- have expired or been evicted, and one element would pass for the whole group), and only when the
+-- element belongs at the head: its order key must not be below the current head's. Anything else is
+-- refused and named, and the caller refreshes that group from the database instead.
 --
 -- An element already in the list is not pushed again: a write-behind batch redelivered after a
 -- crash appends the same elements twice.
@@ -32,7 +33,7 @@ for i = 3, #ARGV, 3 do
   local element = ARGV[i + 2]
   if not redis.call('LPOS', key, element) then
     local head = redis.call('HGET', KEYS[3], key)
-    if head and order < head and redis.call('EXISTS', key) == 1 then
+    if redis.call('EXISTS', key) == 0 or (head and order < head) then
       out[#out + 1] = key
     else
       redis.call('LPUSH', key, element)

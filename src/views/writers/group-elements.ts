@@ -5,23 +5,37 @@ import type { Row } from './shape-writer.ts';
 /** The most bytes one list element or set member may take; a bigger one fails its group. */
 export const MAX_ELEMENT_BYTES = 64 * 1024;
 
+/** The column row-source adds to order a list's rows; not part of any element. */
+export const RANK_COLUMN = 'vk_rank';
+
 /**
  * The list element or set member a row becomes: the view's template filled from it, or (lists
  * without a template) the JSON of its columns other than the key's, keys sorted so that a row built
- * by an append and the same row from the query become the same string.
+ * by an append and the same row from the query become the same string. The column list is worked
+ * out once per encoder (rows of one query share their columns), not per row.
  */
-export function elementOf(view: ViewDefinition, row: Row): string {
-  if (view.shape === 'set') return view.member!.fill(row);
-  if (view.element) return view.element.fill(row);
-  const fields: Row = {};
-  for (const column of Object.keys(row).sort()) {
-    if (!view.key.columns.includes(column)) fields[column] = row[column];
-  }
-  return JSON.stringify(fields, (_key, value) => (typeof value === 'bigint' ? value.toString() : value));
+export function createElementEncoder(view: ViewDefinition): (row: Row) => string {
+  if (view.shape === 'set') return (row) => view.member!.fill(row);
+  if (view.element) return (row) => view.element!.fill(row);
+  let columns: string[] = [];
+  let signature = '';
+  return (row) => {
+    const names = Object.keys(row);
+    const current = names.join(',');
+    if (current !== signature) {
+      signature = current;
+      columns = names.filter((name) => name !== RANK_COLUMN && !view.key.columns.includes(name)).sort();
+    }
+    const fields: Row = {};
+    for (const column of columns) fields[column] = row[column];
+    return JSON.stringify(fields);
+  };
 }
 
 /** Why `element` cannot be stored, or undefined. */
 export function elementProblem(view: ViewDefinition, key: string, element: string): string | undefined {
+  // A UTF-16 unit is at most 3 bytes of UTF-8: most elements need no count.
+  if (element.length * 3 <= MAX_ELEMENT_BYTES) return undefined;
   const bytes = Buffer.byteLength(element);
   if (bytes <= MAX_ELEMENT_BYTES) return undefined;
   const what = view.shape === 'set' ? 'member' : 'element';

@@ -1,5 +1,5 @@
 import { viewKeys } from '../../redis/keys.ts';
-import { elementOf, elementProblem, groupParams, orderKeyOf } from './group-elements.ts';
+import { createElementEncoder, elementProblem, groupParams, orderKeyOf } from './group-elements.ts';
 import { InFlight } from './in-flight.ts';
 import { type ShapeWriter, WRITER_DEFAULTS, type WriterContext, type WriteSummary } from './shape-writer.ts';
 
@@ -30,6 +30,7 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
   const keys = viewKeys(ctx.prefix, view.name);
   const scriptKeys = [keys.keyIndex, keys.meta, keys.heads];
   const isList = view.shape === 'list';
+  const elementOf = createElementEncoder(view);
   const batchItems = ctx.batchRows ?? WRITER_DEFAULTS.batchRows;
   const inFlight = new InFlight<(string | number)[]>(ctx.maxInFlight ?? WRITER_DEFAULTS.maxInFlight);
   const written = new Set<string>();
@@ -77,7 +78,7 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
           problem: undefined,
         };
       }
-      const element = elementOf(view, row);
+      const element = elementOf(row);
       group.problem ??= elementProblem(view, key, element);
       if (!group.problem) group.elements.push(element);
       return pending;
