@@ -28,6 +28,10 @@ local command = isList and 'RPUSH' or 'SADD'
 -- Per-group sequence checks only when some group was written by a newer run (rare).
 local checkEach = #redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. seq, '+inf', 'LIMIT', 0, 1) > 0
 local out = {0}
+-- The index and the list heads are updated once per call, not once per group.
+local indexArgs = {}
+local heads = {}
+local gone = {}
 local i = 4
 while i <= #ARGV do
   local key = ARGV[i]
@@ -50,14 +54,25 @@ while i <= #ARGV do
       end
       if isList then
         if n > 0 then
-          redis.call('HSET', KEYS[3], key, head)
+          heads[#heads + 1] = key
+          heads[#heads + 1] = head
         else
-          redis.call('HDEL', KEYS[3], key)
+          gone[#gone + 1] = key
         end
       end
       out[1] = out[1] + 1
     end
-    redis.call('ZADD', KEYS[1], seq, key)
+    indexArgs[#indexArgs + 1] = seq
+    indexArgs[#indexArgs + 1] = key
   end
+end
+if #indexArgs > 0 then
+  redis.call('ZADD', KEYS[1], unpack(indexArgs))
+end
+if #heads > 0 then
+  redis.call('HSET', KEYS[3], unpack(heads))
+end
+if #gone > 0 then
+  redis.call('HDEL', KEYS[3], unpack(gone))
 end
 return out

@@ -31,7 +31,7 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
   const scriptKeys = [keys.keyIndex, keys.meta, keys.heads];
   const isList = view.shape === 'list';
   const elementOf = createElementEncoder(view);
-  const batchItems = ctx.batchRows ?? WRITER_DEFAULTS.batchRows;
+  const batchItems = ctx.batchRows ?? WRITER_DEFAULTS.batchRows * 2;
   const inFlight = new InFlight<(string | number)[]>(ctx.maxInFlight ?? WRITER_DEFAULTS.maxInFlight);
   const written = new Set<string>();
   const paramsOf = new Map<string, Record<string, unknown> | undefined>();
