@@ -33,18 +33,37 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
   const elementOf = createElementEncoder(view);
   const batchItems = ctx.batchRows ?? WRITER_DEFAULTS.batchRows * 2;
   const inFlight = new InFlight<(string | number)[]>(ctx.maxInFlight ?? WRITER_DEFAULTS.maxInFlight);
+  // Per-group state for the whole run only where the run is small (partial refreshes): a full
+  // rebuild keeps the params of the groups in flight, to name the skipped ones, and no more.
+  const partial = scope.kind === 'partial';
   const written = new Set<string>();
   const paramsOf = new Map<string, Record<string, unknown> | undefined>();
+  const skipped = new Set<string>();
+  const retry: Record<string, unknown>[] = [];
   const failures: string[] = [];
+  let superseded = false;
   let batch: (string | number)[] = [];
+  let batchParams = new Map<string, Record<string, unknown> | undefined>();
   let group: Group | undefined;
   let rows = 0;
 
   function send(): Promise<void> | undefined {
     if (batch.length === 0) return undefined;
     const args = [seq, view.ttl, view.shape, ...batch];
+    const params = batchParams;
     batch = [];
-    return inFlight.track(scripts.run<(string | number)[]>('vkWriteGroups', scriptKeys, args));
+    batchParams = new Map();
+    const call = scripts.run<(string | number)[]>('vkWriteGroups', scriptKeys, args).then((reply) => {
+      if (reply[0] === -1) superseded = true;
+      for (const key of reply.slice(1) as string[]) {
+        if (partial) skipped.add(key);
+        // A newer write touched this list meanwhile (an append, maybe): run it again, newer.
+        const groupParams = params.get(key);
+        if (isList && groupParams) retry.push(groupParams);
+      }
+      return reply;
+    });
+    return inFlight.track(call);
   }
 
   /** Queues the finished group; sends the batch once it is big enough. */
@@ -52,8 +71,11 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
     const done = group;
     group = undefined;
     if (!done) return undefined;
-    written.add(done.key);
-    paramsOf.set(done.key, done.params);
+    if (partial) {
+      written.add(done.key);
+      paramsOf.set(done.key, done.params);
+    }
+    batchParams.set(done.key, done.params);
     if (done.problem) {
       failures.push(done.problem);
       batch.push(done.key, '', -1);
@@ -91,22 +113,14 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
         for (const params of scope.params) {
           if (!view.key.isCoveredBy(Object.keys(params))) continue;
           const key = view.key.fill(params);
-          if (written.has(key) || paramsOf.has(key)) continue;
+          if (paramsOf.has(key)) continue;
           paramsOf.set(key, params);
+          batchParams.set(key, params);
           batch.push(key, '', 0);
         }
       }
       await send();
-      const replies = await inFlight.drain();
-      const superseded = replies.some((reply) => reply[0] === -1);
-      const skipped = new Set(replies.flatMap((reply) => reply.slice(1) as string[]));
-      // A newer write touched these lists meanwhile (an append, maybe): run them again, newer.
-      const retry = isList
-        ? [...skipped].flatMap((key) => {
-            const params = paramsOf.get(key);
-            return params ? [params] : [];
-          })
-        : [];
+      await inFlight.drain();
       if (scope.kind === 'full') {
         if (!superseded) {
           while ((await scripts.run<number>('vkSweepGroups', scriptKeys, [seq, SWEEP_CHUNK])) > 0);
