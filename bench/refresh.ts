@@ -6,12 +6,12 @@
 // (or the queue drained), with no window waited out and no pause between runs that a user would not
 // pay. Method and latest results: bench/README.md.
 //
-//   node bench/refresh.ts [--runs 3] [--loop-users 2000] [--only full,partials,bulk,same-key,memory]
+//   node bench/refresh.ts [--runs 3] [--loop-users 2000] [--only full,groups,partials,bulk,same-key,memory]
 //                         [--concurrency N] [--daemon-root DIR] [--daemon-node-options '...']
 //
 // --concurrency sets VK_REFRESH_CONCURRENCY for the daemon, --daemon-node-options its NODE_OPTIONS;
 // --daemon-root runs the daemon (and the view files' library import) from another checkout, to A/B a
-// patched copy of src/.
+// patched copy of src/. BENCH_USERS=N runs on a smaller data set of its own (bench/lib/bench-env.ts).
 
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -52,7 +52,7 @@ const { values: flags } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     'loop-users': { type: 'string', default: '2000' },
-    only: { type: 'string', default: 'full,partials,bulk,same-key,memory' },
+    only: { type: 'string', default: 'full,groups,partials,bulk,same-key,memory' },
     concurrency: { type: 'string' },
     'daemon-root': { type: 'string' },
     'daemon-node-options': { type: 'string' },
@@ -137,6 +137,72 @@ async function setBasedTrending(client: pg.Client, redis: Redis, fullSql: string
   }
   await redis.rename(temp, `${PREFIX}:set:trending:24h`);
   return rows.length;
+}
+
+/**
+ * user_recent_votes by hand: one query that ranks each user's votes and keeps the newest 20, then
+ * per user DEL + RPUSH of the JSON elements, pipelined (1000 commands a round trip).
+ */
+async function setBasedRecentVotes(client: pg.Client, redis: Redis): Promise<number> {
+  const { rows } = await client.query(`
+    select user_id, post_id, value, created_at from (
+      select user_id, post_id, value, created_at,
+             row_number() over (partition by user_id order by created_at desc, post_id desc) as n
+      from votes) ranked
+    where n <= 20 order by user_id, n`);
+  const pipeline = createPipelines(redis);
+  let i = 0;
+  while (i < rows.length) {
+    const user = rows[i].user_id;
+    const elements: string[] = [];
+    for (; i < rows.length && rows[i].user_id === user; i += 1) {
+      const row = rows[i];
+      elements.push(JSON.stringify({ created_at: row.created_at, post_id: row.post_id, value: row.value }));
+    }
+    const key = `${PREFIX}:set:user_recent_votes:${user}`;
+    await pipeline.add((p) => p.del(key).rpush(key, ...elements), 2);
+  }
+  await pipeline.flush();
+  return rows.length;
+}
+
+/** post_voters_today by hand: one query, then per post DEL + SADD of its voters, pipelined. */
+async function setBasedVotersToday(client: pg.Client, redis: Redis): Promise<number> {
+  const { rows } = await client.query(`
+    select post_id, user_id from votes where created_at > now() - interval '24 hours' order by post_id`);
+  const pipeline = createPipelines(redis);
+  let i = 0;
+  while (i < rows.length) {
+    const post = rows[i].post_id;
+    const members: string[] = [];
+    for (; i < rows.length && rows[i].post_id === post; i += 1) members.push(rows[i].user_id);
+    const key = `${PREFIX}:set:post_voters_today:${post}`;
+    await pipeline.add((p) => p.del(key).sadd(key, ...members), 2);
+  }
+  await pipeline.flush();
+  return rows.length;
+}
+
+/** A pipeline sent every 1000 commands, failing on the first command that failed. */
+function createPipelines(redis: Redis) {
+  let pipeline = redis.pipeline();
+  let commands = 0;
+  const flush = async () => {
+    if (commands === 0) return;
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error);
+    if (failed) throw failed[0];
+    pipeline = redis.pipeline();
+    commands = 0;
+  };
+  return {
+    async add(queue: (p: ReturnType<Redis['pipeline']>) => void, count: number) {
+      queue(pipeline);
+      commands += count;
+      if (commands >= 1000) await flush();
+    },
+    flush,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -342,6 +408,12 @@ async function main(): Promise<void> {
     await perUserLoop(client, p.views, partialSql, 200);
     await setBasedUserStats(client, p.views, userStatsSql);
     await setBasedTrending(client, p.views, trendingSql);
+    if (ONLY.has('groups')) {
+      await fullRebuild(p, d, 'user_recent_votes');
+      await fullRebuild(p, d, 'post_voters_today');
+      await setBasedRecentVotes(client, p.views);
+      await setBasedVotersToday(client, p.views);
+    }
 
     const loopUsers = Math.min(LOOP_USERS, USERS);
     for (let run = 1; ONLY.has('full') && run <= RUNS; run += 1) {
@@ -375,6 +447,22 @@ async function main(): Promise<void> {
       // both read "now() - 24 h", a few hundred ms apart: allow votes crossing the boundary
       if (Math.abs(ct.rows - trRows) > trRows * 0.01) {
         throw new Error(`trending: viewkeeper wrote ${ct.rows} rows, baseline ${trRows}`);
+      }
+    }
+
+    for (let run = 1; ONLY.has('groups') && run <= RUNS; run += 1) {
+      log(`run ${run}/${RUNS}: list and set rebuilds`);
+      const listRows = await timed('b_recent_votes', baselineCpu, () => setBasedRecentVotes(client, p.views));
+      const cl = await timed('c_recent_votes', daemonCpu, () => fullRebuild(p, d, 'user_recent_votes'));
+      add('c_recent_votes_engine_ms', cl.engineMs);
+      if (cl.rows !== listRows) {
+        throw new Error(`user_recent_votes: viewkeeper wrote ${cl.rows} rows, baseline ${listRows}`);
+      }
+      const setRows = await timed('b_voters_today', baselineCpu, () => setBasedVotersToday(client, p.views));
+      const cs = await timed('c_voters_today', daemonCpu, () => fullRebuild(p, d, 'post_voters_today'));
+      add('c_voters_today_engine_ms', cs.engineMs);
+      if (Math.abs(cs.rows - setRows) > setRows * 0.01) {
+        throw new Error(`post_voters_today: viewkeeper wrote ${cs.rows} rows, baseline ${setRows}`);
       }
     }
 
@@ -457,6 +545,8 @@ async function report(startedAt: Date, data: { seeded: boolean; trendingRows: nu
   const ratios = {
     c_over_b_user_stats: med('c_user_stats_ms') / med('b_user_stats_ms'),
     c_over_b_trending: med('c_trending_ms') / med('b_trending_ms'),
+    c_over_b_recent_votes: med('c_recent_votes_ms') / med('b_recent_votes_ms'),
+    c_over_b_voters_today: med('c_voters_today_ms') / med('b_voters_today_ms'),
     a_over_c_user_stats: med('a_loop_ms') / med('c_user_stats_ms'),
   };
   // The same ratios per run (b and c of one run are seconds apart): less exposed to load drifting
@@ -468,11 +558,15 @@ async function report(startedAt: Date, data: { seeded: boolean; trendingRows: nu
   const pairedRatios = {
     c_over_b_user_stats: paired('c_user_stats_ms', 'b_user_stats_ms'),
     c_over_b_trending: paired('c_trending_ms', 'b_trending_ms'),
+    c_over_b_recent_votes: paired('c_recent_votes_ms', 'b_recent_votes_ms'),
+    c_over_b_voters_today: paired('c_voters_today_ms', 'b_voters_today_ms'),
     a_over_c_user_stats: paired('a_loop_ms', 'c_user_stats_ms'),
   };
   const checks = [
     { name: 'c_over_b_user_stats', value: ratios.c_over_b_user_stats, target: 0.6, atMost: true },
     { name: 'c_over_b_trending', value: ratios.c_over_b_trending, target: 0.7, atMost: true },
+    { name: 'c_over_b_recent_votes', value: ratios.c_over_b_recent_votes, target: 0.7, atMost: true },
+    { name: 'c_over_b_voters_today', value: ratios.c_over_b_voters_today, target: 0.7, atMost: true },
     { name: 'a_over_c_user_stats', value: ratios.a_over_c_user_stats, target: 20, atMost: false },
     { name: 'partial_keys_per_s (median)', value: med('partial_keys_per_s'), target: 5000, atMost: false },
     { name: 'bulk_keys_per_s (median)', value: med('bulk_keys_per_s'), target: 30_000, atMost: false },
@@ -507,6 +601,12 @@ async function report(startedAt: Date, data: { seeded: boolean; trendingRows: nu
     ['b_trending_ms', '(b) trending: GROUP BY + ZADD ×1000 + RENAME'],
     ['c_trending_ms', '(c) trending: viewkeeper full rebuild, enqueue → completed'],
     ['c_trending_engine_ms', '    of which inside the engine (job result ms)'],
+    ['b_recent_votes_ms', '(b) user_recent_votes: ranked query + DEL/RPUSH pipelines of 1000'],
+    ['c_recent_votes_ms', '(c) user_recent_votes (list): viewkeeper full rebuild, enqueue → completed'],
+    ['c_recent_votes_engine_ms', '    of which inside the engine (job result ms)'],
+    ['b_voters_today_ms', '(b) post_voters_today: query + DEL/SADD pipelines of 1000'],
+    ['c_voters_today_ms', '(c) post_voters_today (set): viewkeeper full rebuild, enqueue → completed'],
+    ['c_voters_today_engine_ms', '    of which inside the engine (job result ms)'],
     ['partial_ms', `partials: ${PARTIALS} distinct user_stats, enqueue → drained`],
     ['partial_enqueue_ms', '    of which addBulk (20 × 1000, awaited in turn)'],
     ['partial_keys_per_s', 'partials: throughput'],
@@ -540,6 +640,10 @@ async function report(startedAt: Date, data: { seeded: boolean; trendingRows: nu
     ['(c) user_stats', 'c_user_stats', 1],
     ['(b) trending', 'b_trending', 1],
     ['(c) trending', 'c_trending', 1],
+    ['(b) recent_votes', 'b_recent_votes', 1],
+    ['(c) recent_votes', 'c_recent_votes', 1],
+    ['(b) voters_today', 'b_voters_today', 1],
+    ['(c) voters_today', 'c_voters_today', 1],
     ['partials, per key', 'partial', 1000 / PARTIALS],
     ['bulk, per key', 'bulk', 1000 / PARTIALS],
     ['big', 'big', 1],

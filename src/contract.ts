@@ -32,6 +32,11 @@ export interface RefreshJobResult {
   /** Number of keys a partial refresh changed; null for a full rebuild. */
   keys: number | null;
   superseded: boolean;
+  /**
+   * `list` and `set` views: one line per group that could not be written (an element over 64 KB),
+   * naming the view and key; every other group was written.
+   */
+  failedGroups?: string[];
   /** True when no run was needed: a run that started after this request was enqueued already succeeded. */
   covered?: boolean;
   /** Bulk requests: one outcome per element of `params`, in order. */

@@ -13,10 +13,18 @@ import type { DbHandle } from '../../src/db/create-db.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PG_BASE = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432';
-export const DATABASE_URL = `${PG_BASE}/vk_bench`;
+/**
+ * BENCH_USERS=N: a smaller data set (N users, the seed's other defaults) in a database and a prefix
+ * of its own (`vk_bench_u2000`, `vkbench_u2000`), for a short run on a busy machine; vk_bench and
+ * its keys are left alone.
+ */
+export const USERS = process.env.BENCH_USERS ? Number(process.env.BENCH_USERS) : SEED_DEFAULTS.users;
+if (!Number.isInteger(USERS) || USERS < 1)
+  throw new Error(`BENCH_USERS=${process.env.BENCH_USERS}: expected a whole number ≥ 1`);
+const SUFFIX = USERS === SEED_DEFAULTS.users ? '' : `_u${USERS}`;
+export const DATABASE_URL = `${PG_BASE}/vk_bench${SUFFIX}`;
 export const REDIS_URL = 'redis://127.0.0.1:6379/7';
-export const PREFIX = 'vkbench';
-export const USERS = SEED_DEFAULTS.users;
+export const PREFIX = `vkbench${SUFFIX}`;
 export const POSTS = USERS * SEED_DEFAULTS.postsPerUser;
 export const VOTES = POSTS * SEED_DEFAULTS.votesPerPost;
 export const BIG_ROWS = 1_000_000;
@@ -47,6 +55,7 @@ export async function migrateBenchDatabase(): Promise<void> {
     }
     await migrateDemo(DATABASE_URL);
   }
+  await migrateDemo(DATABASE_URL);
 }
 
 /**
@@ -69,7 +78,7 @@ export async function prepareDatabase(handle: DbHandle): Promise<{ seeded: boole
     !fresh
   ) {
     log(`seeding vk_bench (${USERS} users, ${POSTS} posts, ${VOTES} votes)…`);
-    const result = await seedDemo(handle);
+    const result = await seedDemo(handle, { users: USERS });
     log(`  seeded in ${(result.ms / 1000).toFixed(1)} s`);
     seeded = true;
   }
@@ -137,6 +146,8 @@ const VIEW_KEY_PATTERNS = [
   'post_votes:*',
   'trending:24h',
   'trending_posts',
+  'user_recent_votes:*',
+  'post_voters_today:*',
   'bench:big',
 ];
 

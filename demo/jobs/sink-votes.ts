@@ -49,5 +49,9 @@ export default defineSink<Database>()({
         return rows;
       },
     },
+    // A vote is an upsert (a second vote on a post replaces the first), so the voter's list is
+    // re-queried rather than appended to: an append cannot take the replaced vote out.
+    user_recent_votes: (op) => ({ user_id: op.user_id }),
+    post_voters_today: (op) => ({ post_id: op.post_id }),
   },
 });

@@ -10,6 +10,7 @@ import { type CachedOptions, createCacheAside, type Loader } from './cached.ts';
 import { createFailFastRedis, createGuard } from './connection.ts';
 import type { ClientCore } from './core.ts';
 import { createEventBus } from './events.ts';
+import type { ListReadOptions } from './group-views.ts';
 import { createL1 } from './l1-cache.ts';
 import { type ClientOptions, resolveClientOptions } from './options.ts';
 import { enqueueRefresh, waitForRefresh } from './refresh.ts';
@@ -95,6 +96,35 @@ export interface ViewkeeperClient<V extends ViewMap = any> {
     member: string | number,
     options?: ViewReadOptions,
   ): Promise<number | null>;
+  /**
+   * Elements `start`..`stop` (inclusive, as LRANGE) of one group's list in a `list` view; [] when
+   * the group has none. On a miss (with `onMiss: 'refresh'`) the group is refreshed by `params`.
+   * @example await client.list('user_recent_votes', { user_id: 42 }, { start: 0, stop: 9 }) // newest 10
+   */
+  list(
+    view: ViewsOfShape<V, 'list'>,
+    params: ViewParams,
+    options?: ListReadOptions,
+  ): Promise<readonly string[]>;
+  /**
+   * Every member of one group's set in a `set` view, sorted; [] when the group has none.
+   * @example await client.set('post_voters_today', { post_id: 7 }) // ['12', '42']
+   */
+  set(
+    view: ViewsOfShape<V, 'set'>,
+    params: ViewParams,
+    options?: ViewReadOptions,
+  ): Promise<readonly string[]>;
+  /**
+   * Whether `member` is in one group's set of a `set` view (SISMEMBER, cached in the L1 per member).
+   * @example await client.isMember('post_voters_today', { post_id: 7 }, 42) // true
+   */
+  isMember(
+    view: ViewsOfShape<V, 'set'>,
+    params: ViewParams,
+    member: string | number,
+    options?: ViewReadOptions,
+  ): Promise<boolean>;
   /**
    * Cache-aside for anything that is not a view: returns the cached value, or runs `loader` — once
    * across every process per key and expiry — and caches its result (JSON). With Redis unreachable,
@@ -337,6 +367,9 @@ export function createClient<const V extends ViewMap = ViewMap>(
     json: (view, readOptions) => reader.json(view, readOptions),
     zset: ((view: string, readOptions?: ZsetReadOptions) => reader.zset(view, readOptions)) as never,
     rank: (view, member, readOptions) => reader.rank(view, member, readOptions),
+    list: (view, params, readOptions) => reader.list(view, params, readOptions),
+    set: (view, params, readOptions) => reader.set(view, params, readOptions),
+    isMember: (view, params, member, readOptions) => reader.isMember(view, params, member, readOptions),
     cached: (key, loader, cachedOptions) => cache.cached(key, loader, cachedOptions),
     invalidate: (key) => cache.invalidate(key),
     invalidateTag: (tag) => cache.invalidateTag(tag),

@@ -18,6 +18,7 @@ export {
   type RefreshOutcome,
   type ViewkeeperClient,
 } from './create-client.ts';
+export type { ListReadOptions } from './group-views.ts';
 export type { CacheDefaults, ClientLogger, ClientOptions, L1Options, OnMiss } from './options.ts';
 export type { ClientStats } from './stats.ts';
 export type { NamedViewDescriptor, ViewDescriptor, ViewMap, ViewParams } from './view-descriptors.ts';

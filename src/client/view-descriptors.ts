@@ -2,8 +2,8 @@ import { ViewkeeperError } from '../errors.ts';
 import { parseKeyTemplate } from '../views/key-template.ts';
 import { type ParamSpec, validateParams } from '../views/params.ts';
 
-/** How a view lives in Redis (the same four shapes as `defineView`). */
-export type ClientViewShape = 'hash' | 'value' | 'zset' | 'json';
+/** How a view lives in Redis (the same shapes as `defineView`). */
+export type ClientViewShape = 'hash' | 'value' | 'zset' | 'json' | 'list' | 'set';
 
 /**
  * What the client needs to know about a view: its shape and key template. A `ViewDefinition` from
@@ -46,7 +46,9 @@ export interface ResolvedView {
   checkRefreshParams(params: ViewParams): void;
 }
 
-const SHAPES: ClientViewShape[] = ['hash', 'value', 'zset', 'json'];
+const SHAPES: ClientViewShape[] = ['hash', 'value', 'zset', 'json', 'list', 'set'];
+/** Shapes with one key per row or group, named by the params. */
+const KEYED: ClientViewShape[] = ['hash', 'value', 'list', 'set'];
 
 function resolveOne(name: string, descriptor: ViewDescriptor): ResolvedView {
   const source = typeof descriptor?.key === 'string' ? descriptor.key : descriptor?.key?.source;
@@ -67,11 +69,11 @@ function resolveOne(name: string, descriptor: ViewDescriptor): ResolvedView {
   const declared = descriptor.params;
   const paramSpec =
     declared && typeof declared === 'object' && Object.keys(declared).length > 0 ? declared : undefined;
-  const perRow = descriptor.shape === 'hash' || descriptor.shape === 'value';
-  if (perRow !== placeholders.length > 0) {
+  const keyed = KEYED.includes(descriptor.shape);
+  if (keyed !== placeholders.length > 0) {
     throw new ViewkeeperError(
       'E_CONFIG',
-      `client view ${JSON.stringify(name)}: a ${descriptor.shape} view ${perRow ? 'needs a key template with a {param}' : 'lives at one fixed key'}, got ${JSON.stringify(source)}`,
+      `client view ${JSON.stringify(name)}: a ${descriptor.shape} view ${keyed ? 'needs a key template with a {param}' : 'lives at one fixed key'}, got ${JSON.stringify(source)}`,
     );
   }
   return {

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { ViewkeeperError } from '../errors.ts';
 import { viewKeys } from '../redis/keys.ts';
 import { type ClientCore, deepFreeze, isUnavailable } from './core.ts';
+import { createGroupReader, type GroupReader } from './group-views.ts';
 import type { L1Ticket } from './l1-cache.ts';
 import type { OnMiss } from './options.ts';
 import type { ResolvedView, ViewParams } from './view-descriptors.ts';
@@ -26,7 +27,7 @@ export interface ScoredMember {
   score: number;
 }
 
-export interface ViewReader {
+export interface ViewReader extends GroupReader {
   hash<T extends Record<string, string> = Record<string, string>>(
     view: string,
     params: ViewParams,
@@ -57,7 +58,7 @@ const FAILURE_POLL_MS = 200;
 /** `undefined` = the key is missing (a miss); anything else, `null` included, is an answer. */
 type Fetch<T> = (redis: Redis) => Promise<T | undefined>;
 
-interface ReadSpec<T> {
+export interface ReadSpec<T> {
   view: ResolvedView;
   redisKey: string;
   /** Distinguishes reads of the same key (zset top 10 vs top 100) in the L1. */
@@ -236,6 +237,8 @@ export function createViewReader(
   }
 
   return {
+    ...createGroupReader(viewOf, read),
+
     async hash(name, params, options) {
       const view = viewOf(name, ['hash']);
       const redisKey = view.keyFor(params);

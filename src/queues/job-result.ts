@@ -11,5 +11,6 @@ export function jobResult(outcome: Done): RefreshJobResult {
     ms: outcome.ms,
     keys: outcome.keys === null ? null : outcome.keys.length,
     superseded: outcome.superseded,
+    ...(outcome.failed ? { failedGroups: outcome.failed } : {}),
   };
 }

@@ -5,11 +5,18 @@ import { QUEUES, type WriteBehindJobData, type WriteBehindJobResult } from '../c
 import { describeError, ViewkeeperError } from '../errors.ts';
 import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { type BatchEntry, type BatchOutcome, commitBatch } from '../sinks/commit-batch.ts';
+import {
+  type AppendRequest,
+  type BatchEntry,
+  type BatchOutcome,
+  commitBatch,
+  type RefreshTargetRequest,
+} from '../sinks/commit-batch.ts';
 import type { SinkDefinition } from '../sinks/define-sink.ts';
 import { pruneLedger } from '../sinks/ledger.ts';
 import { createRefreshBacklog, type RefreshBacklog } from '../sinks/refresh-backlog.ts';
 import { refreshTargetProblems } from '../sinks/refresh-targets.ts';
+import type { ViewDefinition } from '../views/define-view.ts';
 import type { RefreshEngine } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
 import { createWorker, undecodableReason } from './factories.ts';
@@ -305,6 +312,31 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
     }
   }
 
+  /**
+   * Pushes the batch's appends onto their lists, before its jobs complete (a crash in between
+   * redelivers them, and an element already in its list is not pushed twice). What cannot be
+   * appended becomes a refresh of its group (or, when the appends fail, of every group named).
+   */
+  async function appendToLists(appends: AppendRequest[]): Promise<RefreshTargetRequest[]> {
+    const owed: RefreshTargetRequest[] = [];
+    for (const { view: name, rows, priority } of appends) {
+      const view = options.registry.view(name)!;
+      try {
+        const outcome = await options.engine.append(view, rows);
+        for (const problem of outcome.problems)
+          logger.warn({ view: name, reason: problem }, 'append refused');
+        for (const params of outcome.refresh) owed.push({ view: name, params, priority });
+      } catch (error) {
+        logger.warn(
+          { view: name, reason: describeError(error) },
+          'append failed: refreshing its groups instead',
+        );
+        for (const row of rows) owed.push({ view: name, params: pickParams(view, row), priority });
+      }
+    }
+    return owed;
+  }
+
   async function finishStage(
     batch: Held[],
     outcome: BatchOutcome<Held>,
@@ -316,7 +348,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
     // The refresh debt is recorded before the jobs complete: a crash in between redelivers the jobs,
     // whose ops are then skipped by the ledger but still mark their views.
     try {
-      await backlog.mark(outcome.refreshes);
+      await backlog.mark([...outcome.refreshes, ...(await appendToLists(outcome.appends))]);
     } catch (error) {
       logger.error(
         { jobs: batch.length, reason: describeError(error) },
@@ -427,6 +459,13 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
       return closing;
     },
   };
+}
+
+/** The refresh params of the group `row` belongs to; undefined (a full refresh) when they are not all in it. */
+function pickParams(view: ViewDefinition, row: Record<string, unknown>): Record<string, unknown> | undefined {
+  const names = Object.keys(view.params ?? {});
+  if (names.length === 0 || names.some((name) => row[name] === undefined)) return undefined;
+  return Object.fromEntries(names.map((name) => [name, row[name]]));
 }
 
 /** A sink that refreshes a view the registry does not have is a definition error: stop start-up. */

@@ -7,10 +7,12 @@ export function viewKeys(prefix: string, view: string) {
   return {
     /** Metadata hash: version, refreshed_at, duration_ms, rows, last_error, seq, floor. */
     meta,
-    /** Per-row views: zset of every key the view wrote, scored by the sequence of the run that wrote it. */
+    /** Per-row and per-group views: zset of every key the view wrote, scored by the sequence of the run that wrote it. */
     keyIndex: `${meta}:keys`,
     /** zset views: members written by partial refreshes since the last full rebuild, by sequence. */
     memberIndex: `${meta}:members`,
+    /** list views: group key → order key of the list's first element (for appends). */
+    heads: `${meta}:heads`,
     /** Where a full rebuild of a zset or json view is built before the swap. */
     temp: (seq: number) => `${meta}:tmp:${seq}`,
   };

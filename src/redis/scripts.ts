@@ -15,6 +15,9 @@ const ENGINE_SCRIPTS = defineScripts({
   vkWriteMembers: { file: at('write-members.lua'), keys: 3 },
   vkSwapMembers: { file: at('swap-members.lua'), keys: 4 },
   vkSwapValue: { file: at('swap-value.lua'), keys: 2 },
+  vkWriteGroups: { file: at('write-groups.lua'), keys: 3 },
+  vkSweepGroups: { file: at('sweep-groups.lua'), keys: 3 },
+  vkAppendList: { file: at('append-list.lua'), keys: 3 },
 });
 
 /** Calls one of the engine's scripts. */

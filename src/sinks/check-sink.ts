@@ -111,7 +111,8 @@ export async function checkSink(
   // Params the refresh targets compute must be ones their view accepts.
   for (const target of sink.refresh) {
     const view = viewOf(target.view);
-    if (!view?.params || target.kind === 'full') continue;
+    // An append's row is an element, not params.
+    if (!view?.params || target.kind === 'full' || target.kind === 'append') continue;
     const computed =
       target.kind === 'params'
         ? await session.attempt(async () => target.params(op))

@@ -44,8 +44,17 @@ export interface RefreshTargetRequest {
   priority: number;
 }
 
+/** Rows to append to a list view after commit (a sink's `{ append }` target). */
+export interface AppendRequest {
+  view: string;
+  rows: Record<string, unknown>[];
+  priority: number;
+}
+
 export interface BatchOutcome<J> {
   jobs: Map<J, JobOutcome>;
+  /** Rows the committed ops (new or already applied) append to list views. */
+  appends: AppendRequest[];
   /** Distinct (view, params) the committed ops (new or already applied) ask to refresh. */
   refreshes: RefreshTargetRequest[];
   /** Problems of refresh declarations (a lookup that threw): the view is refreshed whole instead. */
@@ -111,6 +120,7 @@ export async function commitBatch<J>(
 
   const outcome = (): BatchOutcome<J> => ({
     jobs: new Map(entries.map((entry) => [entry.job, { applied: 0, duplicates: 0, rejected: [] }])),
+    appends: [],
     refreshes: [],
     warnings: [],
     applied: 0,
@@ -192,7 +202,7 @@ export async function commitBatch<J>(
 
     for (const [sink, items] of bySink) await attempt(sink, items);
     await recordRejected(trx, refused);
-    result.refreshes = await refreshTargets(trx, done, result.warnings, () =>
+    result.refreshes = await refreshTargets(trx, done, result.warnings, result.appends, () =>
       sql.raw(`vk_batch_${++savepoints}`),
     );
   });
@@ -208,6 +218,7 @@ async function refreshTargets<J>(
   trx: Transaction<any>,
   done: Map<SinkDefinition, Item<J>[]>,
   warnings: string[],
+  appends: AppendRequest[],
   nextSavepoint: () => ReturnType<typeof sql.raw>,
 ): Promise<RefreshTargetRequest[]> {
   const targets = new Map<string, RefreshTargetRequest>();
@@ -225,6 +236,21 @@ async function refreshTargets<J>(
       priority = index;
       if (target.kind === 'full') {
         add(target.view, undefined);
+        continue;
+      }
+      if (target.kind === 'append') {
+        const rows: Record<string, unknown>[] = [];
+        try {
+          for (const op of ops) {
+            const row = target.row(op);
+            if (row) rows.push(row);
+          }
+        } catch (error) {
+          warnings.push(`sink ${sink.name}: refresh.${target.view} append threw: ${describeError(error)}`);
+          add(target.view, undefined);
+          continue;
+        }
+        if (rows.length > 0) appends.push({ view: target.view, rows, priority });
         continue;
       }
       if (target.kind === 'params') {

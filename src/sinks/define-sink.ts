@@ -14,12 +14,17 @@ export type SinkOp<F extends FieldsSpec = FieldsSpec> = OpOf<F> & { readonly at:
  * - `'full'`: rebuild the whole view (once per batch, whatever the number of ops);
  * - a function of one op returning the view's partial-refresh params (or several, or undefined);
  * - `{ lookup }`: a query run inside the batch's transaction, after `apply`, returning params rows
- *   (for keys the ops do not carry, e.g. the author of a voted post).
+ *   (for keys the ops do not carry, e.g. the author of a voted post);
+ * - `{ append }` (`list` views, newest first): the row the view's query now returns for the op, as
+ *   the query returns it (same columns and types); it is pushed onto its group's list instead of
+ *   re-querying the group. Right for rows that are only ever inserted: an op that replaces a row
+ *   (an upsert) needs a refresh by params, since an append cannot take the old element out.
  */
 export type RefreshTarget<DB, F extends FieldsSpec> =
   | 'full'
   | ((op: SinkOp<F>) => Params | Params[] | undefined)
-  | { lookup: (trx: Transaction<DB>, ops: SinkOp<F>[]) => Promise<Params[]> };
+  | { lookup: (trx: Transaction<DB>, ops: SinkOp<F>[]) => Promise<Params[]> }
+  | { append: (op: SinkOp<F>) => Params | undefined };
 
 /**
  * What a sink file declares. See the README ("Write-behind sinks") for a complete example.
@@ -63,6 +68,7 @@ export interface SinkOptions<DB, F extends FieldsSpec> {
 export type ResolvedRefresh =
   | { view: string; kind: 'full' }
   | { view: string; kind: 'params'; params: (op: SinkOp) => Params | Params[] | undefined }
+  | { view: string; kind: 'append'; row: (op: SinkOp) => Params | undefined }
   // biome-ignore lint/suspicious/noExplicitAny: the registry holds sinks of any database type
   | { view: string; kind: 'lookup'; lookup: (trx: Transaction<any>, ops: SinkOp[]) => Promise<Params[]> };
 
@@ -105,10 +111,22 @@ export function resolveSink(options: SinkOptions<unknown, FieldsSpec>): SinkDefi
   for (const [view, target] of Object.entries(options.refresh ?? {})) {
     if (target === 'full') refresh.push({ view, kind: 'full' });
     else if (typeof target === 'function') refresh.push({ view, kind: 'params', params: target as never });
-    else if (target && typeof target === 'object' && typeof target.lookup === 'function') {
+    else if (
+      target &&
+      typeof target === 'object' &&
+      'lookup' in target &&
+      typeof target.lookup === 'function'
+    ) {
       refresh.push({ view, kind: 'lookup', lookup: target.lookup as never });
+    } else if (
+      target &&
+      typeof target === 'object' &&
+      'append' in target &&
+      typeof target.append === 'function'
+    ) {
+      refresh.push({ view, kind: 'append', row: target.append as never });
     } else {
-      fail(name, `refresh.${view} must be 'full', a function of an op, or { lookup }`);
+      fail(name, `refresh.${view} must be 'full', a function of an op, { lookup } or { append }`);
     }
   }
   return {

@@ -3,7 +3,7 @@ import type { SinkDefinition } from './define-sink.ts';
 
 /**
  * What is wrong with the views a sink refreshes after commit, one line each: a view that is not
- * defined, or params for a view that has no partial refresh. The daemon refuses to start on the
+ * defined, an append to a view that is not a list, or params for a view that has no partial refresh. The daemon refuses to start on the
  * first; `viewkeeper check` lists them all.
  */
 export function refreshTargetProblems(
@@ -16,6 +16,10 @@ export function refreshTargetProblems(
     if (!view) {
       problems.push(
         `sink ${JSON.stringify(sink.name)} refreshes view ${JSON.stringify(target.view)}, which is not defined`,
+      );
+    } else if (target.kind === 'append' && view.shape !== 'list') {
+      problems.push(
+        `sink ${JSON.stringify(sink.name)} appends to view ${JSON.stringify(target.view)}, a ${view.shape} view: only list views take appends`,
       );
     } else if (target.kind !== 'full' && !view.params) {
       problems.push(

@@ -5,7 +5,7 @@ import { type KeyTemplate, parseKeyTemplate } from './key-template.ts';
 import type { ParamSpec, ParamType, ParamValues } from './params.ts';
 
 /** How a view's result lives in Redis. */
-export type ViewShape = 'hash' | 'zset' | 'value' | 'json';
+export type ViewShape = 'hash' | 'zset' | 'value' | 'json' | 'list' | 'set';
 
 /** Anything with Kysely's `.stream()`: a select query builder, or `sql\`…\`` wrapped by `db.selectFrom`. */
 export interface StreamableQuery<Row> {
@@ -66,8 +66,9 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row, S extends V
   name: string;
   shape: S;
   /**
-   * Redis key. For `hash` and `value`: a template filled from each row (`user:{id}`). For `zset` and
-   * `json`: one fixed key (placeholders allowed only if filled by nothing — i.e. none).
+   * Redis key. For `hash` and `value`: a template filled from each row (`user:{id}`). For `list` and
+   * `set`: the template of each group's key (`user_recent_votes:{user_id}`): rows that fill it alike
+   * make one list or set. For `zset` and `json`: one fixed key (no placeholders).
    */
   key: string;
   /**
@@ -92,8 +93,22 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row, S extends V
   fields?: (keyof R & string)[];
   /** `value`: the column stored. @defaultValue the only column not used by the key template */
   value?: keyof R & string;
-  /** `zset`: member template filled from each row, e.g. `{post_id}`. */
+  /** `zset` and `set`: member template filled from each row, e.g. `{post_id}`. */
   member?: string;
+  /**
+   * `list`: element template filled from each row (`{post_id}:{value}`).
+   * @defaultValue the row's columns other than the key's, as JSON with sorted keys
+   */
+  element?: string;
+  /**
+   * `list`: the column(s) that order each group's elements (the first `maxLength` rows in this order
+   * make the list). Numbers or timestamps; add a unique column last so that ties have one order.
+   */
+  orderBy?: (keyof R & string) | (keyof R & string)[];
+  /** `list`: `desc` puts the highest `orderBy` (the newest) first. @defaultValue `desc` */
+  order?: 'asc' | 'desc';
+  /** `list`: the most elements a group's list holds, 1–10,000. */
+  maxLength?: number;
   /** `zset`: the numeric column used as score. */
   score?: keyof R & string;
   /** Reshapes each row before it is written (e.g. numeric strings to numbers for `json`). */
@@ -130,6 +145,10 @@ export interface ViewDefinition<S extends ViewShape = ViewShape> {
   key: KeyTemplate;
   member: KeyTemplate | undefined;
   score: string | undefined;
+  /** `list`: element template; undefined = JSON of the row's non-key columns. */
+  element: KeyTemplate | undefined;
+  /** `list`: order columns, their direction and the cap. */
+  list: ListOrder | undefined;
   fields: string[] | undefined;
   value: string | undefined;
   params: ParamSpec | undefined;
@@ -152,11 +171,59 @@ export interface ViewDefinition<S extends ViewShape = ViewShape> {
   coalesceMs: number | undefined;
 }
 
-export const VIEW_DEFAULTS = { ttl: 0, catchUp: true } as const;
+/** How a `list` view orders and caps each group. */
+export interface ListOrder {
+  orderBy: string[];
+  order: 'asc' | 'desc';
+  maxLength: number;
+}
+
+export const VIEW_DEFAULTS = { ttl: 0, catchUp: true, order: 'desc' } as const;
+export const SHAPES: ViewShape[] = ['hash', 'zset', 'value', 'json', 'list', 'set'];
+/** Shapes with one Redis key per row or group of rows, named by the key template. */
+export const KEYED_SHAPES: ViewShape[] = ['hash', 'value', 'list', 'set'];
+const MAX_LIST_LENGTH = 10_000;
 const PARAM_TYPES: ParamType[] = ['bigint', 'integer', 'text', 'uuid', 'boolean'];
 
 function fail(name: string, message: string): never {
   throw new ViewkeeperError('E_VIEW_DEFINITION', `view ${JSON.stringify(name)}: ${message}`);
+}
+
+/** A list view's element template and order; undefined for other shapes. */
+function resolveList(
+  name: string,
+  options: ViewOptions<unknown, ParamSpec, Row>,
+): { element: KeyTemplate | undefined; list: ListOrder | undefined } {
+  if (options.shape !== 'list') return { element: undefined, list: undefined };
+  const orderBy = typeof options.orderBy === 'string' ? [options.orderBy] : options.orderBy;
+  if (
+    !Array.isArray(orderBy) ||
+    orderBy.length === 0 ||
+    orderBy.some((column) => typeof column !== 'string' || column === '')
+  ) {
+    fail(
+      name,
+      `a list view needs orderBy, the column(s) that order its elements, got ${JSON.stringify(options.orderBy)}`,
+    );
+  }
+  const { maxLength } = options;
+  if (!Number.isInteger(maxLength) || maxLength! < 1 || maxLength! > MAX_LIST_LENGTH) {
+    fail(
+      name,
+      `maxLength must be a whole number from 1 to ${MAX_LIST_LENGTH}, got ${JSON.stringify(maxLength)}`,
+    );
+  }
+  const order = options.order ?? VIEW_DEFAULTS.order;
+  if (order !== 'asc' && order !== 'desc')
+    fail(name, `order must be 'asc' or 'desc', got ${JSON.stringify(order)}`);
+  const element =
+    options.element === undefined
+      ? undefined
+      : parseKeyTemplate(options.element, `view ${JSON.stringify(name)}: element`);
+  if (element && element.columns.length === 0) {
+    fail(name, `element ${JSON.stringify(options.element)} uses no column: every element would be the same`);
+  }
+  return { element, list: { orderBy, order, maxLength: maxLength! } };
 }
 
 /**
@@ -175,20 +242,21 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
   if (typeof name !== 'string' || !/^[a-z][a-z0-9_]{0,63}$/.test(name)) {
     fail(String(name), 'name must be 1–64 characters of a–z, 0–9 and _, starting with a letter');
   }
-  if (!['hash', 'zset', 'value', 'json'].includes(options.shape)) {
-    fail(name, `shape ${JSON.stringify(options.shape)} is not one of hash, zset, value, json`);
+  if (!SHAPES.includes(options.shape)) {
+    fail(name, `shape ${JSON.stringify(options.shape)} is not one of ${SHAPES.join(', ')}`);
   }
   if (typeof options.query !== 'function')
     fail(name, 'query must be a function (db, params) => Kysely query');
   const key = parseKeyTemplate(options.key, `view ${JSON.stringify(name)}: key`);
   const perRow = options.shape === 'hash' || options.shape === 'value';
-  if (perRow && key.columns.length === 0) {
+  const keyed = KEYED_SHAPES.includes(options.shape);
+  if (keyed && key.columns.length === 0) {
     fail(
       name,
       `a ${options.shape} view needs a key template with a {column}, got ${JSON.stringify(options.key)}`,
     );
   }
-  if (!perRow && key.columns.length > 0) {
+  if (!keyed && key.columns.length > 0) {
     fail(name, `a ${options.shape} view lives at one fixed key, got template ${JSON.stringify(options.key)}`);
   }
   let member: KeyTemplate | undefined;
@@ -197,6 +265,17 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
       fail(name, 'a zset view needs member and score');
     member = parseKeyTemplate(options.member, `view ${JSON.stringify(name)}: member`);
   }
+  if (options.shape === 'set') {
+    if (options.member === undefined) fail(name, "a set view needs member, a template such as '{user_id}'");
+    member = parseKeyTemplate(options.member, `view ${JSON.stringify(name)}: member`);
+    if (member.columns.length === 0) {
+      fail(
+        name,
+        `member ${JSON.stringify(options.member)} uses no column: every row would add the same member`,
+      );
+    }
+  }
+  const { element, list } = resolveList(name, options);
   const params = options.params && Object.keys(options.params).length > 0 ? options.params : undefined;
   for (const [param, type] of Object.entries(params ?? {})) {
     if (!PARAM_TYPES.includes(type))
@@ -263,6 +342,8 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
     key,
     member,
     score: options.score,
+    element,
+    list,
     fields: options.fields,
     value: options.value,
     params,

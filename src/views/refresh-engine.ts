@@ -7,7 +7,8 @@ import type { Logger } from '../logging/create-logger.ts';
 import { loadScripts, type Scripts } from '../redis/scripts.ts';
 import { type ChunkedRuns, createChunkedRuns } from './chunked-run.ts';
 import type { ViewDefinition } from './define-view.ts';
-import { refreshIdentity } from './params.ts';
+import { createListAppender, type ListAppender } from './list-append.ts';
+import { refreshIdentity, validateParams } from './params.ts';
 import { createRowSource } from './row-source.ts';
 import { createRunHistory, startRunClock } from './run-history.ts';
 import { createRunLock } from './run-lock.ts';
@@ -35,7 +36,7 @@ export interface RefreshEngineOptions {
   eventsMaxLen?: number;
 }
 
-export interface RefreshEngine extends ChunkedRuns {
+export interface RefreshEngine extends ChunkedRuns, ListAppender {
   /**
    * Runs one refresh of `view`: full when `params` is undefined, else partial (params already
    * validated). Never runs concurrently with another run of the same (view, params), anywhere.
@@ -80,6 +81,12 @@ export const ENGINE_DEFAULTS = {
 } as const;
 
 /**
+ * How many times a run refreshes again the list groups that a newer write (an append) touched
+ * while it ran; each round takes a newer snapshot, so only appends racing that round are left.
+ */
+const RETRY_ROUNDS = 3;
+
+/**
  * The refresh engine: trigger-agnostic (queue jobs, cron, write-behind all call it). One run:
  * acquire the (view, params) lock and a sequence number (run-lock.ts) → stream the query from
  * Postgres (row-source.ts) → write Redis in batches while the stream continues (writers/) → sweep or
@@ -107,6 +114,33 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     lockTtlMs: chunkedLockTtlMs,
     logger,
   });
+  const appender = createListAppender({ redis, scripts, prefix, lock });
+
+  /**
+   * List groups a newer write touched while a run ran were skipped by it (their list may be an
+   * append on top of older content): refresh them again, from a newer snapshot. A group busy
+   * elsewhere is left to that run, which does the same.
+   */
+  async function retrySkipped(
+    view: ViewDefinition,
+    paramsList: Record<string, unknown>[],
+    runOptions: RunOptions,
+    round: number,
+  ): Promise<void> {
+    if (paramsList.length === 0 || round > RETRY_ROUNDS) return;
+    const again = { ...runOptions, ignoreWindow: true };
+    try {
+      const validated = paramsList.map((params) => validateParams(view.name, view.params, params));
+      if (view.batchColumn) await run(view, validated, again, round);
+      else for (const params of validated) await run(view, [params], again, round);
+    } catch (error) {
+      // The run itself succeeded; these groups stay as they are until their next refresh.
+      logger.warn(
+        { view: view.name, groups: paramsList.length, reason: describeError(error) },
+        'could not refresh again the groups a newer write touched',
+      );
+    }
+  }
 
   /**
    * One run over `paramsList` (undefined = a full rebuild): takes the free locks, streams, writes,
@@ -116,6 +150,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     view: ViewDefinition,
     paramsList: Record<string, unknown>[] | undefined,
     runOptions: RunOptions,
+    round = 0,
   ): Promise<RefreshOutcome[]> {
     const requested = paramsList ?? [undefined];
     const identities = requested.map((params) => refreshIdentity(view.name, params));
@@ -154,6 +189,14 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
       const ms = clock.elapsedMs();
       const version = await lock.finish(view, taken, token, { kind: scope.kind, ms, summary });
       await recordFull({ ms, rows: summary.rows, error: null });
+      const failed = summary.failures ?? [];
+      if (failed.length > 0) {
+        // The run completed; the groups it could not write say why, in the metadata and the log.
+        const more = failed.length > 1 ? ` (and ${failed.length - 1} more)` : '';
+        await lock.fail(view, [], token, `${failed[0]}${more}`);
+        for (const reason of failed.slice(0, 10))
+          logger.warn({ view: view.name, reason }, 'group not written');
+      }
       logger.info(
         {
           view: view.name,
@@ -177,7 +220,9 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
         version,
         ms,
         superseded: summary.superseded,
+        ...(failed.length > 0 ? { failed } : {}),
       });
+      await retrySkipped(view, summary.retry ?? [], runOptions, round + 1);
       return identities.map((identity, i) => busyOf.get(identity) ?? done(requested[i]));
     } catch (error) {
       const reason = describeError(error);
@@ -192,6 +237,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
 
   return {
     ...chunked,
+    append: (view, rows) => appender.append(view, rows),
 
     async refresh(view, params, runOptions = {}) {
       const [outcome] = await run(view, params ? [params] : undefined, runOptions);

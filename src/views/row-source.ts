@@ -2,6 +2,7 @@ import { isCompilable, type Kysely, type RawBuilder, sql } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import type { ParamType } from './params.ts';
+import { RANK_COLUMN } from './writers/group-elements.ts';
 import type { Row, ShapeWriter } from './writers/shape-writer.ts';
 
 /** Where a run's rows come from: the view's query, narrowed by params or a key range. */
@@ -37,6 +38,57 @@ const ARRAY_TYPES: Record<ParamType, string> = {
   uuid: 'uuid',
   boolean: 'boolean',
 };
+
+/**
+ * Pulls rows from `source` ahead of the consumer, up to `limit` of them: the cursor's next fetch runs
+ * in Postgres while the writer turns the current rows into Redis calls, instead of each side waiting
+ * for the other. Holds at most `limit` rows.
+ */
+async function* readAhead<T>(source: AsyncIterable<T>, limit: number): AsyncGenerator<T> {
+  const iterator = source[Symbol.asyncIterator]();
+  const buffer: T[] = [];
+  let done = false;
+  let failure: { error: unknown } | undefined;
+  let wake: (() => void) | undefined;
+  let room: (() => void) | undefined;
+  const pump = (async () => {
+    try {
+      while (!done) {
+        if (buffer.length >= limit) await new Promise<void>((resolve) => (room = resolve));
+        if (done) break;
+        const next = await iterator.next();
+        if (next.done) break;
+        buffer.push(next.value);
+        wake?.();
+      }
+    } catch (error) {
+      failure = { error };
+    } finally {
+      done = true;
+      wake?.();
+    }
+  })();
+  try {
+    for (;;) {
+      if (buffer.length === 0) {
+        if (failure) throw failure.error;
+        if (done) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        continue;
+      }
+      const row = buffer.shift()!;
+      room?.();
+      room = undefined;
+      yield row;
+    }
+  } finally {
+    done = true;
+    room?.();
+    await pump;
+    await iterator.return?.();
+  }
+}
 
 /** Cuts [from, to) into at most `count` contiguous, non-empty ranges of (nearly) equal width. */
 export function splitRange(range: KeyRange, count: number): KeyRange[] {
@@ -75,6 +127,12 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
   const { db, chunkSize } = options;
 
   function batchQuery(view: ViewDefinition, paramsList: Record<string, unknown>[]): Promise<Row[]> {
+    return batchSql(view, paramsList)
+      .execute(db)
+      .then((result) => result.rows);
+  }
+
+  function batchSql(view: ViewDefinition, paramsList: Record<string, unknown>[]): RawBuilder<Row> {
     const full = view.query(db, undefined);
     if (!isCompilable(full)) {
       throw new ViewkeeperError(
@@ -82,10 +140,52 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
         `view ${JSON.stringify(view.name)}: batchPartials needs the query to be a Kysely query builder`,
       );
     }
-    const values = paramsList.map((params) => params[view.batchColumn!]);
-    return batchStatement(view, full, values)
-      .execute(db)
-      .then((result) => result.rows);
+    return batchStatement(
+      view,
+      full,
+      paramsList.map((params) => params[view.batchColumn!]),
+    );
+  }
+
+  /**
+   * `list` and `set` views: the query's rows grouped by key (rows of one group next to each other,
+   * so a writer holds one group at a time) and, for lists, each group's first `maxLength` rows in
+   * order, the rest never leaving Postgres.
+   */
+  function grouped(view: ViewDefinition, inner: unknown) {
+    if (!isCompilable(inner)) {
+      throw new ViewkeeperError(
+        'E_VIEW_DEFINITION',
+        `view ${JSON.stringify(view.name)}: a ${view.shape} view's query must be a Kysely query builder (its rows are grouped and ordered around it)`,
+      );
+    }
+    const keyColumns = view.key.columns;
+    let source = sql`(${inner})`;
+    if (view.list) {
+      const direction = sql.raw(view.list.order); // 'asc' | 'desc', validated at definition
+      const partition = sql.join(keyColumns.map((column) => sql.ref(`vk_q.${column}`)));
+      const order = sql.join(
+        view.list.orderBy.map((column) => sql`${sql.ref(`vk_q.${column}`)} ${direction}`),
+      );
+      source = sql`(select vk_q.*, row_number() over (partition by ${partition} order by ${order}) as ${sql.id(RANK_COLUMN)}
+        from (${inner}) as vk_q)`;
+    }
+    let query = db.selectFrom(source.as('vk_g')).selectAll();
+    if (view.list) query = query.where(`vk_g.${RANK_COLUMN}`, '<=', view.list.maxLength);
+    for (const column of keyColumns) query = query.orderBy(`vk_g.${column}`);
+    if (view.list) query = query.orderBy(`vk_g.${RANK_COLUMN}`);
+    return query;
+  }
+
+  /** The rows of a list or set view (whole, or the groups `paramsList` select), grouped. */
+  function groupedRows(
+    view: ViewDefinition,
+    paramsList: Record<string, unknown>[] | undefined,
+  ): Promise<Row[]> | AsyncIterable<Row> {
+    if (paramsList && paramsList.length > 1) return grouped(view, batchSql(view, paramsList)).execute();
+    const params = paramsList?.[0];
+    const query = grouped(view, view.query(db, params));
+    return params ? query.execute() : readAhead(query.stream({ chunkSize }), chunkSize * 2);
   }
 
   /** min..max+1 of a chunked view's key column (an empty range when the table is empty). */
@@ -122,6 +222,11 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
           if (pending) await pending;
         }
       };
+      if (view.shape === 'list' || view.shape === 'set') {
+        // Rows keep the rank column (RANK_COLUMN) that orders a list: the writers leave it out.
+        const rows = groupedRows(view, paramsList);
+        return write(rows instanceof Promise ? await rows : rows);
+      }
       if (paramsList && paramsList.length > 1) return write(await batchQuery(view, paramsList));
       const params = paramsList?.[0];
       const query = view.query(db, params, range);

@@ -1,3 +1,4 @@
+import type { ChainableCommander } from 'ioredis';
 import { eventsKey, runKeys, viewKeys } from '../redis/keys.ts';
 import type { Scripts } from '../redis/scripts.ts';
 import type { ViewDefinition } from './define-view.ts';
@@ -28,6 +29,15 @@ export interface RunLock {
     token: string,
     run: { kind: 'full' | 'partial'; ms: number; summary: WriteSummary },
   ): Promise<number>;
+  /**
+   * Queues the same end on `pipeline` (a MULTI: atomic with what else it holds), for a change made
+   * without a run lock (an append): no identities, no token.
+   */
+  queueFinish(
+    pipeline: ChainableCommander,
+    view: ViewDefinition,
+    run: { kind: 'partial'; ms: number; summary: WriteSummary },
+  ): void;
   /** Records `reason` and releases the locks. Never throws: the run's own error is what matters. */
   fail(view: ViewDefinition, identities: string[], token: string, reason: string): Promise<void>;
   /** Extends the locks this token still owns. */
@@ -64,6 +74,29 @@ export function createRunLock(options: { scripts: Scripts; prefix: string; event
     };
   }
 
+  function finishCall(
+    view: ViewDefinition,
+    identities: string[],
+    token: string,
+    { kind, ms, summary }: { kind: 'full' | 'partial'; ms: number; summary: WriteSummary },
+  ): [string[], (string | number)[]] {
+    return [
+      [viewKeys(prefix, view.name).meta, eventsKey(prefix), ...lockAndWindowKeys(identities)],
+      [
+        token,
+        runSpacingMs(view.coalesceMs, ms),
+        eventsKey(prefix),
+        new Date().toISOString(),
+        ms,
+        kind === 'full' ? summary.rows : '',
+        summary.changedKeys === null ? 'null' : JSON.stringify(summary.changedKeys),
+        view.name,
+        eventsMaxLen,
+        kind,
+      ],
+    ];
+  }
+
   return {
     async acquire(view, identities, token, ttlMs, ignoreWindow) {
       const { meta, keyIndex, memberIndex } = viewKeys(prefix, view.name);
@@ -76,24 +109,12 @@ export function createRunLock(options: { scripts: Scripts; prefix: string; event
       return { seq: reply[0]!, states };
     },
 
-    finish(view, identities, token, { kind, ms, summary }) {
-      const keys = viewKeys(prefix, view.name);
-      return scripts.run<number>(
-        'vkFinishRun',
-        [keys.meta, eventsKey(prefix), ...lockAndWindowKeys(identities)],
-        [
-          token,
-          runSpacingMs(view.coalesceMs, ms),
-          eventsKey(prefix),
-          new Date().toISOString(),
-          ms,
-          kind === 'full' ? summary.rows : '',
-          summary.changedKeys === null ? 'null' : JSON.stringify(summary.changedKeys),
-          view.name,
-          eventsMaxLen,
-          kind,
-        ],
-      );
+    finish(view, identities, token, run) {
+      return scripts.run<number>('vkFinishRun', ...finishCall(view, identities, token, run));
+    },
+
+    queueFinish(pipeline, view, run) {
+      scripts.queue(pipeline, 'vkFinishRun', ...finishCall(view, [], '', run));
     },
 
     async fail(view, identities, token, reason) {

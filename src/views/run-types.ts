@@ -21,6 +21,8 @@ export type Done = {
   version: number;
   ms: number;
   superseded: boolean;
+  /** `list` and `set` views: one line per group the run could not write; the rest completed. */
+  failed?: string[];
 };
 
 /** A finished run, or Busy: another run of the same (view, params) holds the lock or its window is open. */

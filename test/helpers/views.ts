@@ -31,7 +31,8 @@ export type ViewContent =
   | { shape: 'hash'; keys: Record<string, Record<string, string>> }
   | { shape: 'value'; keys: Record<string, string> }
   | { shape: 'zset'; members: Record<string, number> }
-  | { shape: 'json'; value: unknown };
+  | { shape: 'json'; value: unknown }
+  | { shape: 'list' | 'set'; keys: Record<string, string[]> };
 
 /** Demo views with coalescing off (tests call refresh back to back). */
 export async function loadDemoViews(): Promise<Record<DemoView, ViewDefinition>> {
@@ -105,6 +106,10 @@ export async function expectedContent(db: DbHandle, view: ViewDefinition): Promi
     }
     case 'json':
       return { shape: 'json', value: JSON.parse(JSON.stringify(rows)) };
+    case 'list':
+    case 'set':
+      // Their tests compare with an oracle of their own, in plain SQL (test/integration/group-views.test.ts).
+      throw new Error(`expectedContent does not derive ${view.shape} views from their query`);
   }
 }
 
@@ -168,12 +173,26 @@ export async function actualContent(
       const text = await redis.get(view.key.fill({}));
       return { shape: 'json', value: text === null ? null : JSON.parse(text) };
     }
+    case 'list':
+    case 'set': {
+      const candidates = new Set([
+        ...(await indexedKeys(redis, prefix, view)),
+        ...(await scanKeys(redis, keyPattern(view))),
+      ]);
+      const keys: Record<string, string[]> = {};
+      for (const key of [...candidates].sort()) {
+        const items =
+          view.shape === 'list' ? await redis.lrange(key, 0, -1) : (await redis.smembers(key)).sort();
+        if (items.length > 0) keys[key] = items;
+      }
+      return { shape: view.shape, keys };
+    }
   }
 }
 
 /** Every data key of the view currently in Redis (per-row: SCAN of the pattern; others: the one key). */
 export async function dataKeys(redis: Redis, view: ViewDefinition): Promise<string[]> {
-  if (view.shape === 'hash' || view.shape === 'value') return scanKeys(redis, keyPattern(view));
+  if (view.key.columns.length > 0) return scanKeys(redis, keyPattern(view));
   const key = view.key.fill({});
   return (await redis.exists(key)) ? [key] : [];
 }

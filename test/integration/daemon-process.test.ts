@@ -19,7 +19,15 @@ import { type DaemonProcess, startDaemon as launchDaemon } from '../helpers/daem
 
 const JOBS_DIR = fileURLToPath(new URL('../../demo/jobs/', import.meta.url));
 const LIBRARY = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
-const DEMO_VIEWS = ['post_votes', 'trending', 'trending_posts', 'user', 'user_stats'];
+const DEMO_VIEWS = [
+  'post_voters_today',
+  'post_votes',
+  'trending',
+  'trending_posts',
+  'user',
+  'user_recent_votes',
+  'user_stats',
+];
 
 const running: DaemonProcess[] = [];
 

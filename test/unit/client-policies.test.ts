@@ -81,7 +81,7 @@ describe('view descriptors', () => {
       'trending',
     ]);
     expect(() => resolveViews({ x: { shape: 'hash', key: 'fixed' } })).toThrow(/needs a key template/);
-    expect(() => resolveViews({ x: { shape: 'list' as 'hash', key: 'a:{b}' } })).toThrow(/shape/);
+    expect(() => resolveViews({ x: { shape: 'bitmap' as 'hash', key: 'a:{b}' } })).toThrow(/shape/);
   });
 });
 

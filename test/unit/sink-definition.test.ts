@@ -46,7 +46,7 @@ describe('defineSink', () => {
     [{ name: 's', fields: { a: 'text' }, apply: 'no' }, /apply must be a function/],
     [
       { name: 's', fields: { a: 'text' }, refresh: { v: 'partial' } },
-      /refresh.v must be 'full', a function of an op, or \{ lookup \}/,
+      /refresh.v must be 'full', a function of an op, \{ lookup \} or \{ append \}/,
     ],
   ])('rejects a bad definition with E_SINK_DEFINITION: %j', (options, message) => {
     const error = thrown(() =>

@@ -1,3 +1,4 @@
+import { createGroupWriter } from './group-writer.ts';
 import { createJsonWriter } from './json-writer.ts';
 import { createRowWriter } from './row-writer.ts';
 import type { ShapeWriter, WriterContext } from './shape-writer.ts';
@@ -13,5 +14,8 @@ export function createWriter(ctx: WriterContext): ShapeWriter {
       return createZsetWriter(ctx);
     case 'json':
       return createJsonWriter(ctx);
+    case 'list':
+    case 'set':
+      return createGroupWriter(ctx);
   }
 }

@@ -41,6 +41,13 @@ export interface WriteSummary {
   superseded: boolean;
   /** `hash` views: the field list the rows were written with, comma-separated ('' when unknown). */
   fields?: string;
+  /**
+   * `list` and `set` views: one line per group that could not be written (an element over the
+   * size limit); the group keeps what it held and the rest of the run completes.
+   */
+  failures?: string[];
+  /** `list` views: params of groups a newer write touched while this run ran, to refresh again. */
+  retry?: Record<string, unknown>[];
 }
 
 /** Receives the query's rows as they stream and puts them into Redis for one view shape. */

@@ -1,0 +1,106 @@
+import type { Redis } from 'ioredis';
+import { ViewkeeperError } from '../errors.ts';
+import { viewKeys } from '../redis/keys.ts';
+import type { Scripts } from '../redis/scripts.ts';
+import type { ViewDefinition } from './define-view.ts';
+import type { RunLock } from './run-lock.ts';
+import { createElementEncoder, elementProblem, groupParams, orderKeyOf } from './writers/group-elements.ts';
+import type { Row } from './writers/shape-writer.ts';
+
+export interface AppendOutcome {
+  /** Elements pushed (an element already in its list is not pushed again). */
+  appended: number;
+  /**
+   * Params of the groups an append could not be applied to (the element belongs below the list's
+   * head, or cannot be stored): refresh these from the database instead. Deduplicated.
+   */
+  refresh: Record<string, unknown>[];
+  /** One line per row that cannot be appended at all, nor refreshed by params (logged by the caller). */
+  problems: string[];
+}
+
+/**
+ * Incremental appends to `list` views: one row the view's query would return (now, after a
+ * write) becomes one element pushed onto the head of its group's list, trimmed to `maxLength`
+ * (append-list.lua), with the version bump and event of finish-run.lua in the same MULTI.
+ */
+export interface ListAppender {
+  append(view: ViewDefinition, rows: Row[]): Promise<AppendOutcome>;
+}
+
+export function createListAppender(options: {
+  redis: Redis;
+  scripts: Scripts;
+  prefix: string;
+  lock: RunLock;
+}): ListAppender {
+  const { redis, scripts, prefix, lock } = options;
+  return {
+    async append(view, rows) {
+      if (view.shape !== 'list') {
+        throw new ViewkeeperError(
+          'E_VIEW_DEFINITION',
+          `view ${JSON.stringify(view.name)} is a ${view.shape} view: only list views take appends`,
+        );
+      }
+      const outcome: AppendOutcome = { appended: 0, refresh: [], problems: [] };
+      const elementOf = createElementEncoder(view);
+      const refreshed = new Set<string>();
+      const refreshGroup = (key: string, row: Row) => {
+        if (refreshed.has(key)) return;
+        refreshed.add(key);
+        const params = groupParams(view, row);
+        if (params) outcome.refresh.push(params);
+        else
+          outcome.problems.push(
+            `view ${view.name}: ${key} cannot be refreshed by params (declare its key columns as params)`,
+          );
+      };
+      const triples: [string, string, string][] = [];
+      const rowOf = new Map<string, Row>();
+      for (const raw of rows) {
+        const row = view.map ? view.map(raw) : raw;
+        const key = view.key.fill(row);
+        // Only a newest-first list grows at its head; any other order needs the group's query.
+        if (view.list!.order !== 'desc') {
+          refreshGroup(key, row);
+          continue;
+        }
+        const element = elementOf(row);
+        const problem = elementProblem(view, key, element);
+        if (problem) {
+          outcome.problems.push(problem);
+          continue;
+        }
+        rowOf.set(key, row);
+        triples.push([key, orderKeyOf(view, row), element]);
+      }
+      // Oldest first: each push must land at the head, above the one before it.
+      triples.sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+      const args = triples.flat();
+      if (args.length > 0) {
+        const keys = viewKeys(prefix, view.name);
+        const changed = [...rowOf.keys()];
+        const multi = redis.multi();
+        scripts.queue(
+          multi,
+          'vkAppendList',
+          [keys.keyIndex, keys.meta, keys.heads],
+          [view.ttl, view.list!.maxLength, ...args],
+        );
+        lock.queueFinish(multi, view, {
+          kind: 'partial',
+          ms: 0,
+          summary: { rows: rows.length, changedKeys: changed, superseded: false },
+        });
+        const results = await multi.exec();
+        const failed = results?.find(([error]) => error !== null);
+        if (!results || failed) throw failed?.[0] ?? new Error('append transaction was discarded');
+        const [appended, ...refused] = results[0]![1] as [number, ...string[]];
+        outcome.appended = appended;
+        for (const key of refused) refreshGroup(key, rowOf.get(key)!);
+      }
+      return outcome;
+    },
+  };
+}
