@@ -1,6 +1,7 @@
 import { redactSecrets } from '../config/redact.ts';
 import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
+import { captureCommand } from './commands/capture.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { refreshCommand } from './commands/refresh.ts';
 import { startCommand } from './commands/start.ts';
@@ -17,7 +18,7 @@ export interface Program {
 
 export const VIEWKEEPER: Program = {
   name: 'viewkeeper',
-  commands: [startCommand, migrateCommand, refreshCommand, statusCommand],
+  commands: [startCommand, migrateCommand, refreshCommand, statusCommand, captureCommand],
 };
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;

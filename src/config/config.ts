@@ -33,6 +33,11 @@ export interface ResolvedConfig {
    * another after about this long. @defaultValue 15000
    */
   jobLockMs: number;
+  /**
+   * Longest wait between two looks at the change-capture outbox when no notification arrives (a
+   * missed one, or a LISTEN connection down). @defaultValue 2000
+   */
+  capturePollMs: number;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -44,6 +49,7 @@ export const CONFIG_DEFAULTS = {
   logLevel: 'info',
   refreshConcurrency: 4,
   jobLockMs: 15_000,
+  capturePollMs: 2000,
 } as const satisfies Partial<ResolvedConfig>;
 
 type Env = Record<string, string | undefined>;
@@ -131,6 +137,7 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     logLevel: logLevel as LogLevel,
     refreshConcurrency: integer(env, 'VK_REFRESH_CONCURRENCY', 1, 256) ?? CONFIG_DEFAULTS.refreshConcurrency,
     jobLockMs: integer(env, 'VK_JOB_LOCK_MS', 1000, 600_000) ?? CONFIG_DEFAULTS.jobLockMs,
+    capturePollMs: integer(env, 'VK_CAPTURE_POLL_MS', 100, 600_000) ?? CONFIG_DEFAULTS.capturePollMs,
   };
 }
 

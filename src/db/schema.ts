@@ -40,6 +40,27 @@ export interface WriteVersionsTable {
   applied_at: Generated<Date>;
 }
 
+/** One captured change (migration 0006): a changed row's key columns, as text, drained by daemons. */
+export interface CaptureOutboxTable {
+  id: Generated<string>;
+  table_name: string;
+  op: 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE';
+  row: Record<string, string | null>;
+  txid: Generated<string>;
+  created_at: Generated<Date>;
+}
+
+/** A captured row whose mapping failed for one view (its view was rebuilt whole instead). */
+export interface CaptureFailuresTable {
+  id: Generated<string>;
+  view: string;
+  table_name: string;
+  row: Record<string, string | null>;
+  reason: string;
+  captured_at: Date;
+  failed_at: Generated<Date>;
+}
+
 /**
  * viewkeeper's own tables, in the `viewkeeper` schema, added here as migrations create them. A user's
  * tables are theirs: view and sink definitions name them through `defineView<DB>()`.
@@ -48,4 +69,6 @@ export interface ViewkeeperDatabase {
   'viewkeeper.refresh_runs': RefreshRunsTable;
   'viewkeeper.write_ledger': WriteLedgerTable;
   'viewkeeper.write_versions': WriteVersionsTable;
+  'viewkeeper.capture_outbox': CaptureOutboxTable;
+  'viewkeeper.capture_failures': CaptureFailuresTable;
 }

@@ -50,3 +50,11 @@ export function clientKeys(prefix: string) {
     stats: `${prefix}:client:stats`,
   };
 }
+
+/** Change-capture bookkeeping in the queue Redis. */
+export function captureKeys(prefix: string) {
+  return {
+    /** Outbox rows drained during one minute (epoch minute), by all daemons; kept an hour. */
+    drained: (minute: number) => `${prefix}:capture:drained:${minute}`,
+  };
+}

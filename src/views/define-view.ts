@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
 import { cronProblem } from '../scheduler/cron.ts';
+import { type CaptureOptions, type CaptureRule, resolveCapture } from './capture-spec.ts';
 import { type KeyTemplate, parseKeyTemplate } from './key-template.ts';
 import type { ParamSpec, ParamType, ParamValues } from './params.ts';
 
@@ -61,7 +62,7 @@ export interface ViewSchedule {
  *   ttl: 3600,
  * });
  */
-export interface ViewOptions<DB, P extends ParamSpec, R extends Row> {
+export interface ViewOptions<DB, P extends ParamSpec, R extends Row, Cap = Record<string, string>> {
   /** Unique name; the refresh queue's job name. `[a-z0-9_]`, up to 64 characters. */
   name: string;
   shape: ViewShape;
@@ -109,6 +110,19 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row> {
   /** Tables the view reads; write-behind sinks use this to know whom to refresh. */
   dependsOn?: string[];
   /**
+   * Change capture: for each table the view reads, how a row changed by any writer maps to refresh
+   * targets — `'full'`, `{ columns, map: (row) => params }` or `{ columns, lookup: (db, rows) => params[] }`.
+   * `columns` are what the triggers record (as text); on UPDATE the old and the new row both count.
+   * Captured tables count as `dependsOn`. See the README ("Change capture").
+   *
+   * @example
+   * capture: {
+   *   users: { columns: ['id'], map: (row) => ({ user_id: row.id }) },
+   *   posts: { columns: ['user_id'], map: (row) => ({ user_id: row.user_id }) },
+   * }
+   */
+  capture?: CaptureOptions<DB, Cap, { [K in keyof P]: unknown }>;
+  /**
    * Minimum milliseconds between two runs of the same (view, params): requests arriving inside the
    * window collapse into one run at its end. 0 disables the window (runs still never overlap).
    * @defaultValue 1000
@@ -142,6 +156,8 @@ export interface ViewDefinition {
   schedule: Required<ViewSchedule> | undefined;
   catchUp: boolean;
   dependsOn: string[];
+  /** Change-capture mappings, one per captured table. */
+  capture: CaptureRule[];
   coalesceMs: number;
 }
 
@@ -157,8 +173,13 @@ function fail(name: string, message: string): never {
  * are inferred: `defineView<Database>()({ … })`.
  */
 export function defineView<DB>() {
-  return <const P extends ParamSpec, R extends Row>(options: ViewOptions<DB, P, R>): ViewDefinition =>
-    resolveView(options as unknown as ViewOptions<unknown, ParamSpec, Row>);
+  return <
+    const P extends ParamSpec,
+    R extends Row,
+    const Cap extends { [T in keyof DB]?: string } = Record<never, string>,
+  >(
+    options: ViewOptions<DB, P, R, Cap>,
+  ): ViewDefinition => resolveView(options as unknown as ViewOptions<unknown, ParamSpec, Row>);
 }
 
 export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): ViewDefinition {
@@ -243,6 +264,8 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
       fail(name, `chunking.size must be a whole number ≥ 1, got ${JSON.stringify(chunking.size)}`);
     }
   }
+  const capture = resolveCapture(name, options.capture, params !== undefined);
+  const dependsOn = [...new Set([...(options.dependsOn ?? []), ...capture.map((rule) => rule.table)])];
   return {
     kind: 'view',
     chunking,
@@ -261,7 +284,8 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
     tags: options.tags ?? [],
     schedule,
     catchUp: options.catchUp ?? VIEW_DEFAULTS.catchUp,
-    dependsOn: options.dependsOn ?? [],
+    dependsOn,
+    capture,
     coalesceMs,
   };
 }

@@ -27,6 +27,7 @@ describe('resolveConfig', () => {
       logLevel: 'info',
       refreshConcurrency: 4,
       jobLockMs: 15000,
+      capturePollMs: 2000,
     });
   });
 

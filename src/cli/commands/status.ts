@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { loadConfig } from '../../config/config.ts';
 import { QUEUES } from '../../contract.ts';
+import { outboxStats } from '../../db/capture-outbox.ts';
 import { createDb } from '../../db/create-db.ts';
 import { createQueue } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
@@ -78,8 +79,15 @@ export const statusCommand = defineCommand({
         };
       });
       const counts = await queue.getJobCounts(...COUNTED_STATES);
+      const outbox = await outboxStats(db.db, 0);
+      const capture = {
+        outbox_depth: outbox.depth,
+        oldest_change: outbox.oldest?.toISOString() ?? null,
+        oldest_change_age_s: outbox.oldestAgeSeconds,
+        failed_changes: outbox.failed,
+      };
       if (input.values.json) {
-        io.out(JSON.stringify({ views: rows, queues: { [QUEUES.refresh]: counts } }, null, 2));
+        io.out(JSON.stringify({ views: rows, queues: { [QUEUES.refresh]: counts }, capture }, null, 2));
         return 0;
       }
       const table = [
@@ -126,6 +134,9 @@ export const statusCommand = defineCommand({
       io.out('');
       io.out(
         `queue ${QUEUES.refresh}: ${COUNTED_STATES.map((state) => `${state} ${counts[state] ?? 0}`).join(', ')}`,
+      );
+      io.out(
+        `capture outbox: ${capture.outbox_depth} pending, oldest ${capture.oldest_change ? `${capture.oldest_change} (${capture.oldest_change_age_s} s ago)` : '-'}, ${capture.failed_changes} failed (viewkeeper capture status)`,
       );
       return 0;
     } finally {

@@ -1,0 +1,144 @@
+import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import { claimOutbox, deleteOutbox, recordCaptureFailures } from '../db/capture-outbox.ts';
+import { describeError } from '../errors.ts';
+import type { Logger } from '../logging/create-logger.ts';
+import { backoffMs } from '../queues/transient.ts';
+import { captureKeys } from '../redis/keys.ts';
+import type { RefreshBacklog } from '../sinks/refresh-backlog.ts';
+import { mapChanges } from './map-changes.ts';
+import type { CapturedTable } from './tables.ts';
+
+// Drains the change-capture outbox into the refresh backlog (the durable, coalescing set of owed
+// refreshes that write-behind uses too, so a sink's refresh and the captured change of the same row
+// are one entry). Per batch, in one transaction: lock the oldest rows no other daemon holds (SKIP
+// LOCKED), map them to (view, params), record failures, mark the backlog — durable in Redis — and
+// only then delete the rows and commit. A daemon killed anywhere in between leaves its rows to be
+// drained again (at least once: refreshes recompute, so twice is harmless).
+
+export interface CaptureDrainerOptions {
+  // biome-ignore lint/suspicious/noExplicitAny: the user's database of any type
+  db: Kysely<any>;
+  tables: Map<string, CapturedTable>;
+  backlog: Pick<RefreshBacklog, 'mark'>;
+  /** Queue Redis: where drain counts are kept for `capture status`. Owned by the caller. */
+  redis: Redis;
+  prefix: string;
+  logger: Logger;
+  /** Outbox rows per batch. @defaultValue 2000 */
+  batchSize?: number;
+  /** Longest wait between looks at the outbox without a notification. @defaultValue 2000 */
+  pollMs?: number;
+}
+
+export interface CaptureDrainer {
+  /** Starts draining now and after every wake() or poll. */
+  start(): void;
+  /** Drain soon (a notification arrived, or the LISTEN connection came back). */
+  wake(): void;
+  /** Stops after the batch in flight (within `timeoutMs`). Idempotent. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+export const DRAINER_DEFAULTS = { batchSize: 2000, pollMs: 2000 } as const;
+/** How long drain counts are kept (capture status reports the last 5 minutes). */
+const COUNT_TTL_S = 3600;
+
+export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDrainer {
+  const logger = options.logger.child({ component: 'capture' });
+  const batchSize = options.batchSize ?? DRAINER_DEFAULTS.batchSize;
+  const pollMs = options.pollMs ?? DRAINER_DEFAULTS.pollMs;
+  const keys = captureKeys(options.prefix);
+  let closed = false;
+  let woken = false;
+  let wakeSleep: (() => void) | undefined;
+  let loop: Promise<void> | undefined;
+  let closing: Promise<void> | undefined;
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        wakeSleep = undefined;
+        resolve();
+      }
+      wakeSleep = done;
+    });
+  }
+
+  /** One batch; returns how many outbox rows it drained. */
+  async function drainBatch(): Promise<number> {
+    return options.db.transaction().execute(async (trx) => {
+      const rows = await claimOutbox(trx, batchSize);
+      if (rows.length === 0) return 0;
+      // Lookups run on the pool, not in this transaction: a failing lookup must not abort it.
+      const { targets, failures } = await mapChanges(options.db, options.tables, rows);
+      await recordCaptureFailures(trx, failures);
+      await options.backlog.mark(targets);
+      await deleteOutbox(
+        trx,
+        rows.map((row) => row.id),
+      );
+      if (failures.length > 0) {
+        logger.warn(
+          { failed: failures.length, view: failures[0]!.view, reason: failures[0]!.reason },
+          'captured changes failed to map: their views are rebuilt whole',
+        );
+      }
+      logger.debug({ rows: rows.length, refreshes: targets.length }, 'drained captured changes');
+      return rows.length;
+    });
+  }
+
+  async function count(rows: number): Promise<void> {
+    const key = keys.drained(Math.floor(Date.now() / 60_000));
+    await options.redis.multi().incrby(key, rows).expire(key, COUNT_TTL_S).exec();
+  }
+
+  async function main(): Promise<void> {
+    let failuresInARow = 0;
+    while (!closed) {
+      woken = false;
+      try {
+        const drained = await drainBatch();
+        failuresInARow = 0;
+        if (drained > 0) await count(drained).catch(() => undefined);
+        if (drained === batchSize) continue; // more are waiting
+      } catch (error) {
+        failuresInARow += 1;
+        const retryInMs = Math.min(10_000, backoffMs(failuresInARow));
+        logger.warn({ reason: describeError(error), retryInMs }, 'capture drain failed, will retry');
+        if (!closed) await sleep(retryInMs);
+        continue;
+      }
+      // A notification that arrived while the batch ran may be for rows committed after its read.
+      if (!closed && !woken) await sleep(pollMs);
+    }
+  }
+
+  return {
+    start() {
+      loop ??= main();
+    },
+    wake() {
+      woken = true;
+      wakeSleep?.();
+    },
+    close(timeoutMs) {
+      closing ??= (async () => {
+        closed = true;
+        wakeSleep?.();
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          loop,
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, timeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      })();
+      return closing;
+    },
+  };
+}
