@@ -10,7 +10,8 @@ type Db = Kysely<any>;
 export interface CaptureChange {
   /** The declared table (or, for a removal, the relation the triggers were on). */
   table: string;
-  action: 'created' | 'updated' | 'removed' | 'unchanged';
+  /** `missing`: the declared table does not exist, so nothing could be installed on it. */
+  action: 'created' | 'updated' | 'removed' | 'unchanged' | 'missing';
   /** What the triggers record now. */
   columns: string[];
   statements: string[];
@@ -23,8 +24,13 @@ export interface CaptureChange {
  */
 export async function planInstall(db: Db, tables: Map<string, CapturedTable>): Promise<CaptureChange[]> {
   const installed = await installedCaptures(db);
+  const missing = new Set(await missingTables(db, [...tables.keys()]));
   const changes: CaptureChange[] = [];
   for (const table of tables.values()) {
+    if (missing.has(table.table)) {
+      changes.push({ table: table.table, action: 'missing', columns: table.columns, statements: [] });
+      continue;
+    }
     const current = installed.find((entry) => entry.declared === table.table && entry.sameRelation);
     if (isCurrent(current, table)) {
       changes.push({ table: table.table, action: 'unchanged', columns: table.columns, statements: [] });

@@ -1,6 +1,9 @@
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient } from '../../src/client/index.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';
+import { eventsKey } from '../../src/redis/keys.ts';
 import {
   drained,
   expectViewsRight,
@@ -22,6 +25,8 @@ let ctx: TestContext;
 let daemon: Daemon;
 let app: pg.Client;
 let views: Awaited<ReturnType<typeof loadDemoViews>>;
+let subscriber: Redis;
+const events: { view: string; keys: string[] | null }[] = [];
 
 beforeAll(async () => {
   ctx = await createTestContext();
@@ -31,8 +36,12 @@ beforeAll(async () => {
   await rebuildAll(ctx, Object.values(views));
   daemon = await startInProcess(ctx);
   app = await otherApp(ctx);
+  subscriber = ctx.redis.duplicate();
+  subscriber.on('message', (_channel: string, message: string) => events.push(JSON.parse(message)));
+  await subscriber.subscribe(eventsKey(ctx.prefix));
 });
 afterAll(async () => {
+  subscriber?.disconnect();
   await app?.end();
   await daemon?.stop();
   await ctx?.cleanup();
@@ -150,4 +159,40 @@ describe('votes (post_votes, trending, trending_posts)', () => {
 it('a statement that changes no rows records nothing', async () => {
   await app.query('update users set name = name where id = -1');
   expect(await outboxDepth(ctx)).toBe(0);
+});
+
+it('a write-behind op on captured tables refreshes each of its keys once, not once per path', async () => {
+  const { post, user } = await one<{ post: string; user: string }>(
+    'select p.id as post, u.id as user from posts p, users u where not exists (select 1 from votes v where v.post_id = p.id and v.user_id = u.id) order by p.id limit 1',
+  );
+  const { author } = await one<{ author: string }>(`select user_id as author from posts where id = ${post}`);
+  const client = createClient({ redisUrl: ctx.redisUrl, prefix: ctx.prefix });
+  try {
+    events.length = 0;
+    await client.write('votes', [{ id: 'capture-dedup-1', post_id: post, user_id: user, value: 1 }]);
+    const deadline = Date.now() + 20_000;
+    while (
+      (
+        await one<{ n: number }>(
+          `select count(*)::int as n from votes where post_id = ${post} and user_id = ${user}`,
+        )
+      ).n === 0
+    ) {
+      if (Date.now() > deadline) throw new Error('the write-behind op was not committed');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await drained(ctx);
+    // Let a second run (the coalescing window is 1 s) show up if the two paths were not merged.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await drained(ctx);
+    await expectViewsRight(ctx, Object.values(views));
+    const touching = (view: string, key: string) =>
+      events.filter((event) => event.view === view && (event.keys === null || event.keys.includes(key)))
+        .length;
+    expect(touching('post_votes', `post_votes:${post}`)).toBe(1);
+    expect(touching('user_stats', `user_stats:${author}`)).toBe(1);
+    expect(events.filter((event) => event.view === 'trending_posts')).toHaveLength(1);
+  } finally {
+    await client.close();
+  }
 });

@@ -12,6 +12,7 @@ const ACTIONS = ['install', 'uninstall', 'status'] as const;
 function report(changes: CaptureChange[], dryRun: boolean, io: CommandIo): void {
   if (dryRun) {
     for (const change of changes) {
+      if (change.action === 'missing') io.out(`-- ${change.table}: table does not exist, skipped`);
       if (change.statements.length === 0) continue;
       io.out(
         `-- ${change.table}: ${change.action === 'removed' ? 'remove' : change.action === 'created' ? 'create' : 'update'}`,
@@ -22,6 +23,10 @@ function report(changes: CaptureChange[], dryRun: boolean, io: CommandIo): void 
     return;
   }
   for (const change of changes) {
+    if (change.action === 'missing') {
+      io.out(`${change.table}: table does not exist (dropped or renamed?): skipped`);
+      continue;
+    }
     const columns =
       change.action === 'removed' ? '' : ` (records ${change.columns.join(', ') || 'no columns'})`;
     io.out(`${change.table}: ${change.action === 'unchanged' ? 'up to date' : change.action}${columns}`);
