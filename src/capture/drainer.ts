@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { claimOutbox, deleteOutbox, recordCaptureFailures } from '../db/capture-outbox.ts';
+import { changedRows, claimOutbox, deleteOutbox, recordCaptureFailures } from '../db/capture-outbox.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { backoffMs } from '../queues/transient.ts';
@@ -25,7 +25,7 @@ export interface CaptureDrainerOptions {
   redis: Redis;
   prefix: string;
   logger: Logger;
-  /** Outbox rows per batch. @defaultValue 2000 */
+  /** Changed rows (keys) per batch; a larger single statement is drained alone. @defaultValue 5000 */
   batchSize?: number;
   /** Longest wait between looks at the outbox without a notification. @defaultValue 2000 */
   pollMs?: number;
@@ -40,7 +40,9 @@ export interface CaptureDrainer {
   close(timeoutMs: number): Promise<void>;
 }
 
-export const DRAINER_DEFAULTS = { batchSize: 2000, pollMs: 2000 } as const;
+export const DRAINER_DEFAULTS = { batchSize: 5000, pollMs: 2000 } as const;
+/** Captured statements claimed per batch at most. */
+const BATCH_STATEMENTS = 500;
 /** How long drain counts are kept (capture status reports the last 5 minutes). */
 const COUNT_TTL_S = 3600;
 
@@ -67,18 +69,19 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
     });
   }
 
-  /** One batch; returns how many outbox rows it drained. */
-  async function drainBatch(): Promise<number> {
+  /** One batch; returns how many statements and changed rows it drained. */
+  async function drainBatch(): Promise<{ statements: number; rows: number }> {
     return options.db.transaction().execute(async (trx) => {
-      const rows = await claimOutbox(trx, batchSize);
-      if (rows.length === 0) return 0;
+      const statements = await claimOutbox(trx, BATCH_STATEMENTS, batchSize);
+      if (statements.length === 0) return { statements: 0, rows: 0 };
+      const rows = changedRows(statements);
       // Lookups run on the pool, not in this transaction: a failing lookup must not abort it.
       const { targets, failures } = await mapChanges(options.db, options.tables, rows);
       await recordCaptureFailures(trx, failures);
       await options.backlog.mark(targets);
       await deleteOutbox(
         trx,
-        rows.map((row) => row.id),
+        statements.map((statement) => statement.id),
       );
       if (failures.length > 0) {
         logger.warn(
@@ -86,8 +89,11 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
           'captured changes failed to map: their views are rebuilt whole',
         );
       }
-      logger.debug({ rows: rows.length, refreshes: targets.length }, 'drained captured changes');
-      return rows.length;
+      logger.debug(
+        { statements: statements.length, rows: rows.length, refreshes: targets.length },
+        'drained captured changes',
+      );
+      return { statements: statements.length, rows: rows.length };
     });
   }
 
@@ -103,8 +109,8 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
       try {
         const drained = await drainBatch();
         failuresInARow = 0;
-        if (drained > 0) await count(drained).catch(() => undefined);
-        if (drained === batchSize) continue; // more are waiting
+        if (drained.rows > 0) await count(drained.rows).catch(() => undefined);
+        if (drained.statements > 0) continue; // more may be waiting: look again at once
       } catch (error) {
         failuresInARow += 1;
         const retryInMs = Math.min(10_000, backoffMs(failuresInARow));

@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import type { CaptureFailure, OutboxRow } from '../db/capture-outbox.ts';
+import type { CaptureFailure, ChangedRow } from '../db/capture-outbox.ts';
 import { describeError } from '../errors.ts';
 import { isTransient } from '../queues/transient.ts';
 import type { RefreshTargetRequest } from '../sinks/commit-batch.ts';
@@ -27,7 +27,7 @@ export async function mapChanges(
   // biome-ignore lint/suspicious/noExplicitAny: lookups query the user's database of any type
   db: Kysely<any> | Transaction<any>,
   tables: Map<string, CapturedTable>,
-  rows: OutboxRow[],
+  rows: ChangedRow[],
 ): Promise<MappedChanges> {
   const targets = new Map<string, RefreshTargetRequest>();
   const failures: CaptureFailure[] = [];
@@ -38,7 +38,7 @@ export async function mapChanges(
     const params = validateParams(view.name, view.params, raw);
     targets.set(refreshIdentity(view.name, params), { view: view.name, params, priority: 0 });
   };
-  const fail = (view: ViewDefinition, row: OutboxRow, reason: string) => {
+  const fail = (view: ViewDefinition, row: ChangedRow, reason: string) => {
     failures.push({
       view: view.name,
       table_name: row.table_name,
@@ -49,14 +49,14 @@ export async function mapChanges(
     full(view);
   };
   /** A reason when the row lacks a column the rule reads (triggers installed for older mappings). */
-  const missing = (rule: CaptureRule, row: OutboxRow) => {
+  const missing = (rule: CaptureRule, row: ChangedRow) => {
     const absent = rule.columns.find((column) => !Object.hasOwn(row.row, column));
     return absent === undefined
       ? undefined
       : `column ${absent} of ${row.table_name} is not recorded by the installed triggers: run viewkeeper capture install`;
   };
 
-  const byTable = new Map<string, OutboxRow[]>();
+  const byTable = new Map<string, ChangedRow[]>();
   for (const row of rows) {
     const list = byTable.get(row.table_name) ?? [];
     list.push(row);
@@ -70,7 +70,7 @@ export async function mapChanges(
         full(view);
         continue;
       }
-      const usable: OutboxRow[] = [];
+      const usable: ChangedRow[] = [];
       for (const row of changed) {
         const reason = missing(rule, row);
         if (reason) fail(view, row, reason);

@@ -5,11 +5,11 @@ import { TABLE_NAME } from '../views/capture-spec.ts';
 import type { CapturedTable } from './tables.ts';
 
 // The triggers of change capture. Per captured table: one PL/pgSQL function in the viewkeeper
-// schema that appends the distinct key projections of a statement's rows (old and new for UPDATE)
-// to the outbox and notifies the daemons, and four statement-level triggers calling it — INSERT,
+// schema that appends ONE outbox row per statement, holding the distinct key projections of the
+// statement's rows (old and new for UPDATE), and notifies the daemons, and four statement-level triggers calling it — INSERT,
 // UPDATE and DELETE with transition tables (Postgres allows transition tables on single-event
 // triggers only), and TRUNCATE, which has no rows and means "everything changed". One call per
-// statement: a 100,000-row UPDATE costs one trigger call and one INSERT … SELECT DISTINCT.
+// statement: a 100,000-row UPDATE costs one trigger call and one outbox tuple.
 //
 // Identifiers are validated (TABLE_NAME, column names) and double-quoted; the declared table name
 // travels as the trigger's argument, so the catalog tells which declaration a trigger belongs to
@@ -45,19 +45,21 @@ export function functionName(table: string): string {
 /** The function body install writes; also what `status` compares the installed one with. */
 export function functionBody(columns: string[]): string {
   const project = (alias: string) =>
-    `jsonb_build_object(${columns.map((c) => `'${c}', ${alias}.${quoteIdent(c)}::text`).join(', ')})`;
-  const insert = 'insert into viewkeeper.capture_outbox (table_name, op, row)';
+    `jsonb_build_array(${columns.map((c) => `${alias}.${quoteIdent(c)}::text`).join(', ')})`;
+  const names = `'{${columns.join(',')}}'`; // column names are validated identifiers
+  const insert = `insert into viewkeeper.capture_outbox (table_name, op, columns, keys) select tg_argv[0], tg_op, ${names},`;
   return `
 begin
   if tg_op = 'INSERT' then
-    ${insert} select distinct tg_argv[0], tg_op, ${project('n')} from vk_new n;
+    ${insert} jsonb_agg(distinct ${project('n')}) from vk_new n having count(*) > 0;
   elsif tg_op = 'UPDATE' then
-    ${insert} select tg_argv[0], tg_op, k from
-      (select ${project('o')} as k from vk_old o union select ${project('n')} from vk_new n) changed;
+    ${insert} jsonb_agg(k) from
+      (select ${project('o')} as k from vk_old o union select ${project('n')} from vk_new n) changed
+      having count(*) > 0;
   elsif tg_op = 'DELETE' then
-    ${insert} select distinct tg_argv[0], tg_op, ${project('o')} from vk_old o;
+    ${insert} jsonb_agg(distinct ${project('o')}) from vk_old o having count(*) > 0;
   else
-    ${insert} values (tg_argv[0], tg_op, '{}');
+    ${insert} '[]';
   end if;
   if found then perform pg_notify('${CAPTURE_CHANNEL}', ''); end if;
   return null;

@@ -7,12 +7,45 @@ import type { ViewkeeperDatabase } from './schema.ts';
 /** The channel the triggers notify (once per writing transaction: Postgres folds equal notifications). */
 export const CAPTURE_CHANNEL = 'viewkeeper_capture';
 
+/** One captured statement: the distinct keys (values of `columns`, as text) of the rows it changed. */
 export interface OutboxRow {
   id: string;
   table_name: string;
   op: string;
+  columns: string[];
+  keys: (string | null)[][];
+  created_at: Date;
+}
+
+/** One changed row of a captured statement, as the views' mappings see it. */
+export interface ChangedRow {
+  table_name: string;
+  op: string;
   row: Record<string, string | null>;
   created_at: Date;
+}
+
+/** The rows of captured statements, one per distinct key. */
+export function changedRows(statements: OutboxRow[]): ChangedRow[] {
+  const out: ChangedRow[] = [];
+  for (const statement of statements) {
+    if (statement.keys.length === 0) {
+      out.push({
+        table_name: statement.table_name,
+        op: statement.op,
+        row: {},
+        created_at: statement.created_at,
+      });
+    }
+    for (const key of statement.keys) {
+      const row: Record<string, string | null> = {};
+      statement.columns.forEach((column, i) => {
+        row[column] = key[i] ?? null;
+      });
+      out.push({ table_name: statement.table_name, op: statement.op, row, created_at: statement.created_at });
+    }
+  }
+  return out;
 }
 
 export interface CaptureFailure {
@@ -27,14 +60,23 @@ export interface CaptureFailure {
 type Db = Kysely<any> | Transaction<any>;
 
 /**
- * Locks and returns the oldest `limit` committed changes no other drainer holds (`SKIP LOCKED`: many
- * daemons drain one outbox, each its own rows). Call inside the transaction that deletes them.
+ * Locks and returns the oldest committed statements no other drainer holds (`SKIP LOCKED`: many
+ * daemons drain one outbox, each its own rows), at most `limit` of them and no more than `maxKeys`
+ * keys in all (the first one always, however large). Call inside the transaction that deletes them;
+ * rows locked but not returned are free again at its end.
  */
-export async function claimOutbox(trx: Db, limit: number): Promise<OutboxRow[]> {
-  const { rows } = await sql<OutboxRow>`
-    select id, table_name, op, row, created_at from viewkeeper.capture_outbox
-    order by id limit ${limit} for update skip locked`.execute(trx);
-  return rows;
+export async function claimOutbox(trx: Db, limit: number, maxKeys: number): Promise<OutboxRow[]> {
+  const { rows } = await sql<OutboxRow & { total: string }>`
+    select id, table_name, op, columns, keys, created_at,
+           sum(jsonb_array_length(keys)) over (order by id) as total
+    from (select * from viewkeeper.capture_outbox order by id limit ${limit} for update skip locked) claimed
+    order by id`.execute(trx);
+  const out: OutboxRow[] = [];
+  for (const { total, ...row } of rows) {
+    if (out.length > 0 && Number(total) > maxKeys) break;
+    out.push(row);
+  }
+  return out;
 }
 
 export async function deleteOutbox(trx: Db, ids: string[]): Promise<void> {
@@ -52,8 +94,10 @@ export async function recordCaptureFailures(trx: Db, failures: CaptureFailure[])
 }
 
 export interface OutboxStats {
-  /** Changes waiting (committed, not yet drained). */
+  /** Captured statements waiting (committed, not yet drained). */
   depth: number;
+  /** The changed rows (distinct keys) they hold. */
+  rows: number;
   /** When the oldest waiting change was captured, or null when the outbox is empty. */
   oldest: Date | null;
   /** Seconds since then, by the database's clock. */
@@ -65,8 +109,15 @@ export interface OutboxStats {
 }
 
 export async function outboxStats(db: Kysely<ViewkeeperDatabase> | Db, recent = 5): Promise<OutboxStats> {
-  const { rows } = await sql<{ depth: string; oldest: Date | null; age: number | null; failed: string }>`
+  const { rows } = await sql<{
+    depth: string;
+    rows: string | null;
+    oldest: Date | null;
+    age: number | null;
+    failed: string;
+  }>`
     select (select count(*) from viewkeeper.capture_outbox) as depth,
+           (select sum(jsonb_array_length(keys)) from viewkeeper.capture_outbox) as rows,
            o.created_at as oldest,
            extract(epoch from clock_timestamp() - o.created_at)::float8 as age,
            (select count(*) from viewkeeper.capture_failures) as failed
@@ -80,6 +131,7 @@ export async function outboxStats(db: Kysely<ViewkeeperDatabase> | Db, recent = 
   const row = rows[0]!;
   return {
     depth: Number(row.depth),
+    rows: Number(row.rows ?? 0),
     oldest: row.oldest,
     oldestAgeSeconds: row.age === null ? null : Math.round(row.age * 10) / 10,
     failed: Number(row.failed),

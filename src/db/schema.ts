@@ -40,12 +40,14 @@ export interface WriteVersionsTable {
   applied_at: Generated<Date>;
 }
 
-/** One captured change (migration 0006): a changed row's key columns, as text, drained by daemons. */
+/** One captured statement (migration 0006): the distinct key columns of the rows it changed, as text. */
 export interface CaptureOutboxTable {
   id: Generated<string>;
   table_name: string;
   op: 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE';
-  row: Record<string, string | null>;
+  columns: string[];
+  /** One array of values (in `columns` order) per distinct key. */
+  keys: (string | null)[][];
   txid: Generated<string>;
   created_at: Generated<Date>;
 }

@@ -95,7 +95,7 @@ export const captureCommand = defineCommand({
         io.out('');
         const { outbox, drained } = status;
         io.out(
-          `outbox: ${outbox.depth} pending, oldest ${outbox.oldest ? `${outbox.oldest.toISOString()} (${age(outbox.oldestAgeSeconds)} ago)` : '-'}`,
+          `outbox: ${outbox.depth} statements pending (${outbox.rows} changed rows), oldest ${outbox.oldest ? `${outbox.oldest.toISOString()} (${age(outbox.oldestAgeSeconds)} ago)` : '-'}`,
         );
         io.out(`drained: ${drained.last5min} rows in the last 5 min (${drained.perSecond} rows/s)`);
         io.out(`failed changes: ${outbox.failed} (viewkeeper.capture_failures)`);

@@ -82,6 +82,7 @@ export const statusCommand = defineCommand({
       const outbox = await outboxStats(db.db, 0);
       const capture = {
         outbox_depth: outbox.depth,
+        outbox_rows: outbox.rows,
         oldest_change: outbox.oldest?.toISOString() ?? null,
         oldest_change_age_s: outbox.oldestAgeSeconds,
         failed_changes: outbox.failed,
@@ -136,7 +137,7 @@ export const statusCommand = defineCommand({
         `queue ${QUEUES.refresh}: ${COUNTED_STATES.map((state) => `${state} ${counts[state] ?? 0}`).join(', ')}`,
       );
       io.out(
-        `capture outbox: ${capture.outbox_depth} pending, oldest ${capture.oldest_change ? `${capture.oldest_change} (${capture.oldest_change_age_s} s ago)` : '-'}, ${capture.failed_changes} failed (viewkeeper capture status)`,
+        `capture outbox: ${capture.outbox_depth} statements pending (${capture.outbox_rows} rows), oldest ${capture.oldest_change ? `${capture.oldest_change} (${capture.oldest_change_age_s} s ago)` : '-'}, ${capture.failed_changes} failed (viewkeeper capture status)`,
       );
       return 0;
     } finally {
