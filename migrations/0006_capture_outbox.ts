@@ -2,8 +2,8 @@ import { type Kysely, sql } from 'kysely';
 
 // Change capture (trigger mode). `viewkeeper capture install` puts statement-level triggers on the
 // tables views declare; each statement appends ONE row here holding the distinct key projections of
-// the rows it changed (old and new rows of an UPDATE both): `columns` names them, `keys` is a JSON
-// array of arrays of their values as text. One row per statement, not per changed row: a 1,000-row
+// the rows it changed (old and new rows of an UPDATE both): `columns` names them, `keys` is a
+// two-dimensional text array, one row of values (as text) per distinct key. One row per statement, not per changed row: a 1,000-row
 // UPDATE writes one outbox tuple, which keeps the writers' cost near that of their own statement.
 //
 // capture_outbox: id is the drain order (assigned at insert; a transaction's rows become visible at
@@ -21,7 +21,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       col.notNull().check(sql`op in ('INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')`),
     )
     .addColumn('columns', sql`text[]`, (col) => col.notNull())
-    .addColumn('keys', 'jsonb', (col) => col.notNull())
+    .addColumn('keys', sql`text[]`, (col) => col.notNull())
     .addColumn('txid', sql`xid8`, (col) => col.notNull().defaultTo(sql`pg_current_xact_id()`))
     .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`clock_timestamp()`))
     .execute();

@@ -71,6 +71,7 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
 
   /** One batch; returns how many statements and changed rows it drained. */
   async function drainBatch(): Promise<{ statements: number; rows: number }> {
+    const started = performance.now();
     return options.db.transaction().execute(async (trx) => {
       const statements = await claimOutbox(trx, BATCH_STATEMENTS, batchSize);
       if (statements.length === 0) return { statements: 0, rows: 0 };
@@ -90,7 +91,12 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
         );
       }
       logger.debug(
-        { statements: statements.length, rows: rows.length, refreshes: targets.length },
+        {
+          statements: statements.length,
+          rows: rows.length,
+          refreshes: targets.length,
+          ms: Math.round(performance.now() - started),
+        },
         'drained captured changes',
       );
       return { statements: statements.length, rows: rows.length };

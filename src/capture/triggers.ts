@@ -44,22 +44,31 @@ export function functionName(table: string): string {
 
 /** The function body install writes; also what `status` compares the installed one with. */
 export function functionBody(columns: string[]): string {
+  // Keys are cast to text before the DISTINCT/UNION: every type casts to text, not every type has
+  // an equality to hash by (a trigger that fails would fail the writer's statement).
   const project = (alias: string) =>
-    `jsonb_build_array(${columns.map((c) => `${alias}.${quoteIdent(c)}::text`).join(', ')})`;
+    columns.map((c, i) => `${alias}.${quoteIdent(c)}::text as k${i}`).join(', ');
   const names = `'{${columns.join(',')}}'`; // column names are validated identifiers
   const insert = `insert into viewkeeper.capture_outbox (table_name, op, columns, keys) select tg_argv[0], tg_op, ${names},`;
+  // Without key columns (only 'full' mappings) a statement records that it changed something.
+  const keys =
+    columns.length === 0 ? "'{}'::text[]" : `array_agg(array[${columns.map((_, i) => `k${i}`).join(', ')}])`;
+  const from = (alias: string, table: string) =>
+    columns.length === 0
+      ? `${table} ${alias}`
+      : `(select distinct ${project(alias)} from ${table} ${alias}) keys`;
   return `
 begin
   if tg_op = 'INSERT' then
-    ${insert} jsonb_agg(distinct ${project('n')}) from vk_new n having count(*) > 0;
+    ${insert} ${keys} from ${from('n', 'vk_new')} having count(*) > 0;
   elsif tg_op = 'UPDATE' then
-    ${insert} jsonb_agg(k) from
-      (select ${project('o')} as k from vk_old o union select ${project('n')} from vk_new n) changed
+    ${insert} ${keys} from
+      (select ${columns.length === 0 ? '1' : project('o')} from vk_old o union select ${columns.length === 0 ? '1' : project('n')} from vk_new n) keys
       having count(*) > 0;
   elsif tg_op = 'DELETE' then
-    ${insert} jsonb_agg(distinct ${project('o')}) from vk_old o having count(*) > 0;
+    ${insert} ${keys} from ${from('o', 'vk_old')} having count(*) > 0;
   else
-    ${insert} '[]';
+    ${insert} '{}'::text[];
   end if;
   if found then perform pg_notify('${CAPTURE_CHANNEL}', ''); end if;
   return null;

@@ -68,7 +68,7 @@ type Db = Kysely<any> | Transaction<any>;
 export async function claimOutbox(trx: Db, limit: number, maxKeys: number): Promise<OutboxRow[]> {
   const { rows } = await sql<OutboxRow & { total: string }>`
     select id, table_name, op, columns, keys, created_at,
-           sum(jsonb_array_length(keys)) over (order by id) as total
+           sum(coalesce(array_length(keys, 1), 0)) over (order by id) as total
     from (select * from viewkeeper.capture_outbox order by id limit ${limit} for update skip locked) claimed
     order by id`.execute(trx);
   const out: OutboxRow[] = [];
@@ -117,7 +117,7 @@ export async function outboxStats(db: Kysely<ViewkeeperDatabase> | Db, recent = 
     failed: string;
   }>`
     select (select count(*) from viewkeeper.capture_outbox) as depth,
-           (select sum(jsonb_array_length(keys)) from viewkeeper.capture_outbox) as rows,
+           (select sum(coalesce(array_length(keys, 1), 1)) from viewkeeper.capture_outbox) as rows,
            o.created_at as oldest,
            extract(epoch from clock_timestamp() - o.created_at)::float8 as age,
            (select count(*) from viewkeeper.capture_failures) as failed
