@@ -30,7 +30,7 @@ beforeAll(async () => {
   await rebuildAll(ctx, Object.values(views));
   // A dead daemon's claimed refreshes are taken over after the job lock (2 s here).
   env = { ...ctx.env, VK_JOBS_DIR: REPO_JOBS, VK_JOB_LOCK_MS: '2000', LOG_LEVEL: 'info' };
-});
+}, 120_000);
 beforeEach(async () => {
   await Promise.all(processes.splice(0).map((daemon) => daemon.stop('SIGKILL')));
   await Promise.all(inProcess.splice(0).map((daemon) => daemon.stop()));
@@ -80,11 +80,11 @@ it('a daemon killed with SIGKILL mid-drain loses no change: the next one drains 
   daemon();
   await drained(ctx, 120_000);
   await expectViewsRight(ctx, Object.values(views));
-});
+}, 300_000);
 
 it('three daemons draining one outbox apply every change', async () => {
   await Promise.all(
-    [daemon(), daemon(), daemon()].map((started) => started.waitFor('daemon started', 30_000)),
+    [daemon(), daemon(), daemon()].map((started) => started.waitFor('daemon started', 120_000)),
   );
   const apps = await Promise.all([otherApp(ctx), otherApp(ctx), otherApp(ctx)]);
   try {
@@ -111,7 +111,7 @@ it('three daemons draining one outbox apply every change', async () => {
   }
   await drained(ctx, 120_000);
   await expectViewsRight(ctx, Object.values(views));
-});
+}, 300_000);
 
 it('the LISTEN connection killed: the daemon reconnects and drains what arrived meanwhile', async () => {
   // No polling to fall back on: only notifications and the reconnection drain.
@@ -141,4 +141,4 @@ it('the LISTEN connection killed: the daemon reconnects and drains what arrived 
   await drained(ctx, 30_000);
   const { rows } = await ctx.db.pool.query('select min(id) as id from users');
   expect(await ctx.redis.hget(`user:${rows[0].id}`, 'name')).toBe('heard');
-});
+}, 300_000);
