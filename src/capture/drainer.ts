@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import { changedRows, claimOutbox, deleteOutbox, recordCaptureFailures } from '../db/capture-outbox.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { createSleeper } from '../queues/sleeper.ts';
 import { backoffMs } from '../queues/transient.ts';
 import { captureKeys } from '../redis/keys.ts';
 import type { RefreshBacklog } from '../sinks/refresh-backlog.ts';
@@ -53,21 +54,9 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
   const keys = captureKeys(options.prefix);
   let closed = false;
   let woken = false;
-  let wakeSleep: (() => void) | undefined;
+  const idle = createSleeper();
   let loop: Promise<void> | undefined;
   let closing: Promise<void> | undefined;
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wakeSleep = undefined;
-        resolve();
-      }
-      wakeSleep = done;
-    });
-  }
 
   /** One batch; returns how many statements and changed rows it drained. */
   async function drainBatch(): Promise<{ statements: number; rows: number }> {
@@ -121,11 +110,11 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
         failuresInARow += 1;
         const retryInMs = Math.min(10_000, backoffMs(failuresInARow));
         logger.warn({ reason: describeError(error), retryInMs }, 'capture drain failed, will retry');
-        if (!closed) await sleep(retryInMs);
+        if (!closed) await idle.sleep(retryInMs);
         continue;
       }
       // A notification that arrived while the batch ran may be for rows committed after its read.
-      if (!closed && !woken) await sleep(pollMs);
+      if (!closed && !woken) await idle.sleep(pollMs);
     }
   }
 
@@ -135,12 +124,12 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
     },
     wake() {
       woken = true;
-      wakeSleep?.();
+      idle.wake();
     },
     close(timeoutMs) {
       closing ??= (async () => {
         closed = true;
-        wakeSleep?.();
+        idle.wake();
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([
           loop,
