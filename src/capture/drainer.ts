@@ -64,11 +64,14 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
     return options.db.transaction().execute(async (trx) => {
       const statements = await claimOutbox(trx, BATCH_STATEMENTS, batchSize);
       if (statements.length === 0) return { statements: 0, rows: 0 };
+      const claimedMs = performance.now() - started;
       const rows = changedRows(statements);
       // Lookups run on the pool, not in this transaction: a failing lookup must not abort it.
       const { targets, failures } = await mapChanges(options.db, options.tables, rows);
+      const mappedMs = performance.now() - started;
       await recordCaptureFailures(trx, failures);
       await options.backlog.mark(targets);
+      const markedMs = performance.now() - started;
       await deleteOutbox(
         trx,
         statements.map((statement) => statement.id),
@@ -85,6 +88,9 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
           rows: rows.length,
           refreshes: targets.length,
           ms: Math.round(performance.now() - started),
+          claimedMs: Math.round(claimedMs),
+          mappedMs: Math.round(mappedMs),
+          markedMs: Math.round(markedMs),
         },
         'drained captured changes',
       );
