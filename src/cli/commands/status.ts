@@ -23,7 +23,7 @@ interface LastRun {
 export const statusCommand = defineCommand({
   name: 'status',
   summary:
-    'Lists every view in VK_JOBS_DIR: version, last refresh, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress, and the refresh queue depths.',
+    'Lists every view in VK_JOBS_DIR: version, last refresh, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress, the refresh queue depths, and the change-capture outbox (depth, oldest change, failed changes).',
   usage: 'status [--json]',
   help: ['  --json  print one JSON object instead of a table'],
   options: { json: { type: 'boolean' } },
