@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { describeError } from '../errors.ts';
+import { createSleeper } from '../lib/sleeper.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { createSleeper } from '../queues/sleeper.ts';
 import { createSlots } from '../queues/slots.ts';
 import { backoffMs } from '../queues/transient.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
