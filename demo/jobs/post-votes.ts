@@ -11,7 +11,7 @@ export default defineView<Database>()({
   params: { post_id: 'bigint' },
   // Narrowing by the param = the full query's rows with that column: many keys, one query.
   batchPartials: true,
-  dependsOn: ['votes'],
+  capture: { votes: { columns: ['post_id'], map: (row) => ({ post_id: row.post_id }) } },
   query: (db, params) => {
     let query = db
       .selectFrom('votes')

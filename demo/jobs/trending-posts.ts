@@ -7,7 +7,9 @@ export default defineView<Database>()({
   name: 'trending_posts',
   shape: 'json',
   key: 'trending_posts',
-  dependsOn: ['votes', 'posts'],
+  // A top-100 list: any vote or post change may reorder it, so it is rebuilt whole (once per drained
+  // batch, however many rows changed).
+  capture: { votes: 'full', posts: 'full' },
   schedule: '* * * * *',
   query: (db) =>
     db

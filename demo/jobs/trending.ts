@@ -13,7 +13,7 @@ export default defineView<Database>()({
   params: { post_id: 'bigint' },
   // Narrowing by the param = the full query's rows with that column: many keys, one query.
   batchPartials: true,
-  dependsOn: ['votes'],
+  capture: { votes: { columns: ['post_id'], map: (row) => ({ post_id: row.post_id }) } },
   schedule: '* * * * *',
   query: (db, params) => {
     let query = db

@@ -11,7 +11,11 @@ export default defineView<Database>()({
   params: { user_id: 'bigint' },
   // Narrowing by the param = the full query's rows with that column: many keys, one query.
   batchPartials: true,
-  dependsOn: ['users', 'posts'],
+  capture: {
+    users: { columns: ['id'], map: (row) => ({ user_id: row.id }) },
+    // A post moved to another author refreshes both authors (the old and the new row both count).
+    posts: { columns: ['user_id'], map: (row) => ({ user_id: row.user_id }) },
+  },
   schedule: '*/5 * * * *',
   // Beyond 50,000 user ids, full rebuilds split into ranges that run on whichever daemons are free.
   chunking: { table: 'users', column: 'id', size: 50_000 },

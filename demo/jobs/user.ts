@@ -9,7 +9,9 @@ export default defineView<Database>()({
   params: { id: 'bigint' },
   // Narrowing by the param = the full query's rows with that column: many keys, one query.
   batchPartials: true,
-  dependsOn: ['users'],
+  // Any writer's change to users reaches the view (after `viewkeeper capture install`); an UPDATE that
+  // changes a user's id refreshes the old key (row gone → key removed) and the new one.
+  capture: { users: { columns: ['id'], map: (row) => ({ id: row.id }) } },
   query: (db, params) => {
     let query = db.selectFrom('users').select(['id', 'name', 'email', 'org_id']);
     if (params) query = query.where('id', '=', params.id);

@@ -2,6 +2,7 @@ import { redactSecrets } from '../config/redact.ts';
 import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
 import { auditCommand } from './commands/audit.ts';
+import { captureCommand } from './commands/capture.ts';
 import { checkCommand } from './commands/check.ts';
 import { initCommand } from './commands/init.ts';
 import { migrateCommand } from './commands/migrate.ts';
@@ -32,6 +33,7 @@ export const VIEWKEEPER: Program = {
     statusCommand,
     auditCommand,
     rejectedCommand,
+    captureCommand,
   ],
 };
 

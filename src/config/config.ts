@@ -40,6 +40,11 @@ export interface ResolvedConfig {
   auditIntervalMs: number;
   /** Keys (or zset members) of each view compared per audit; views without params are compared whole. @defaultValue 20 */
   auditSample: number;
+  /**
+   * Longest wait between two looks at the change-capture outbox when no notification arrives (a
+   * missed one, or a LISTEN connection down). @defaultValue 2000
+   */
+  capturePollMs: number;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -53,6 +58,7 @@ export const CONFIG_DEFAULTS = {
   jobLockMs: 15_000,
   auditIntervalMs: 600_000,
   auditSample: 20,
+  capturePollMs: 2000,
 } as const satisfies Partial<ResolvedConfig>;
 
 type Env = Record<string, string | undefined>;
@@ -143,6 +149,7 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     auditIntervalMs:
       integer(env, 'VK_AUDIT_INTERVAL_MS', 0, 7 * 24 * 3600 * 1000) ?? CONFIG_DEFAULTS.auditIntervalMs,
     auditSample: integer(env, 'VK_AUDIT_SAMPLE', 1, 10_000) ?? CONFIG_DEFAULTS.auditSample,
+    capturePollMs: integer(env, 'VK_CAPTURE_POLL_MS', 100, 600_000) ?? CONFIG_DEFAULTS.capturePollMs,
   };
 }
 

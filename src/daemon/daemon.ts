@@ -1,12 +1,20 @@
+import { createCaptureDrainer } from '../capture/drainer.ts';
+import { captureProblems } from '../capture/install.ts';
+import { capturedTables, fullyCapturedViews } from '../capture/tables.ts';
+import { activeCaptureTables } from '../capture/triggers.ts';
 import type { ResolvedConfig } from '../config/config.ts';
 import { QUEUES } from '../contract.ts';
+import { CAPTURE_CHANNEL } from '../db/capture-outbox.ts';
 import { createDb } from '../db/create-db.ts';
+import { createListener } from '../db/listen.ts';
+import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { createQueue } from '../queues/factories.ts';
 import { createRefreshWorker } from '../queues/refresh-worker.ts';
 import { createWriteBehindWorker } from '../queues/write-behind-worker.ts';
 import { closeRedis, connectRedis, createRedis, warnOnEvictionPolicy } from '../redis/connections.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
+import { createRefreshBacklog } from '../sinks/refresh-backlog.ts';
 import { createAuditor } from '../views/audit.ts';
 import { startAuditLoop } from '../views/audit-loop.ts';
 import { createRefreshEngine } from '../views/refresh-engine.ts';
@@ -44,8 +52,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
         const db = createDb(config.databaseUrl, {
           applicationName: 'viewkeeper-daemon',
-          // refresh jobs + write-behind refreshes (2 × concurrency) + one write-behind commit + spare
-          max: Math.max(4, config.refreshConcurrency * 3 + 2),
+          // refresh jobs + backlog refreshes (2 × concurrency) + one write-behind commit + the capture
+          // drain and its lookups + spare
+          max: Math.max(4, config.refreshConcurrency * 3 + 4),
         });
         releases.push('postgres pool', () => db.close());
         await db.ping();
@@ -80,8 +89,37 @@ export function createDaemon(options: DaemonOptions): Daemon {
         });
         releases.push('refresh worker', () => worker.close(shutdownTimeoutMs));
 
+        // The refreshes owed after writes — write-behind commits and captured changes alike — in one
+        // durable backlog, so the same (view, params) from both is one entry and one run.
+        const backlog = createRefreshBacklog({
+          redis: queue,
+          prefix: config.prefix,
+          views: (name) => registry.view(name),
+          engine,
+          logger,
+          concurrency: config.refreshConcurrency * 2,
+          // A dead daemon's claimed refreshes are taken over about as soon as its jobs are.
+          leaseMs: config.jobLockMs,
+        });
+        releases.push('refresh backlog', () => backlog.close(shutdownTimeoutMs));
+        backlog.start();
+
+        const tables = capturedTables(registry.views.values());
+        const captured = fullyCapturedViews(registry.views.values());
+        const capturedNames = [...new Set([...captured.values()].flat())];
+
         // Released before the refresh worker: stop() commits its open batch while everything is up.
         const writeBehind = createWriteBehindWorker({
+          backlog,
+          leaveToCapture:
+            captured.size === 0
+              ? undefined
+              : async (trx) => {
+                  const active = await activeCaptureTables(trx, capturedNames);
+                  return new Set(
+                    [...captured].filter(([, names]) => names.every((t) => active.has(t))).map(([v]) => v),
+                  );
+                },
           connection: queue,
           prefix: config.prefix,
           registry,
@@ -92,6 +130,37 @@ export function createDaemon(options: DaemonOptions): Daemon {
           logger,
         });
         releases.push('write-behind worker', () => writeBehind.close(shutdownTimeoutMs));
+
+        if (tables.size > 0) {
+          // Start-up says what is wrong with capture in one line each; it never stops the daemon.
+          try {
+            for (const problem of await captureProblems(db.db, tables))
+              logger.warn({ problem }, `capture: ${problem}`);
+          } catch (error) {
+            logger.warn({ reason: describeError(error) }, 'capture: could not check the triggers');
+          }
+          const drainer = createCaptureDrainer({
+            db: db.db,
+            tables,
+            backlog,
+            redis: queue,
+            prefix: config.prefix,
+            logger,
+            pollMs: config.capturePollMs,
+          });
+          releases.push('capture drainer', () => drainer.close(shutdownTimeoutMs));
+          const listener = createListener({
+            databaseUrl: config.databaseUrl,
+            channel: CAPTURE_CHANNEL,
+            onNotify: () => drainer.wake(),
+            // Notifications sent while the connection was away are lost: look now.
+            onConnect: () => drainer.wake(),
+            logger,
+          });
+          releases.push('capture listen connection', () => listener.close());
+          await listener.start();
+          drainer.start();
+        }
 
         const refreshQueue = createQueue(QUEUES.refresh, queue, config.prefix);
         releases.push('refresh queue', () => refreshQueue.close());
@@ -124,6 +193,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
             views: [...registry.views.keys()],
             sinks: [...registry.others.values()].filter((d) => d.kind === 'sink').map((d) => d.name),
             concurrency: config.refreshConcurrency,
+            captured: [...tables.keys()],
           },
           'daemon started',
         );

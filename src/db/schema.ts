@@ -54,6 +54,29 @@ export interface RejectedOpsTable {
   rejected_at: Generated<Date>;
 }
 
+/** One captured statement (migration 0006): the distinct key columns of the rows it changed, as text. */
+export interface CaptureOutboxTable {
+  id: Generated<string>;
+  table_name: string;
+  op: 'INSERT' | 'UPDATE' | 'DELETE' | 'TRUNCATE';
+  columns: string[];
+  /** One array of values (in `columns` order) per distinct key. */
+  keys: (string | null)[][];
+  txid: Generated<string>;
+  created_at: Generated<Date>;
+}
+
+/** A captured row whose mapping failed for one view (its view was rebuilt whole instead). */
+export interface CaptureFailuresTable {
+  id: Generated<string>;
+  view: string;
+  table_name: string;
+  row: Record<string, string | null>;
+  reason: string;
+  captured_at: Date;
+  failed_at: Generated<Date>;
+}
+
 /**
  * viewkeeper's own tables, in the `viewkeeper` schema, added here as migrations create them. A user's
  * tables are theirs: view and sink definitions name them through `defineView<DB>()`.
@@ -63,4 +86,6 @@ export interface ViewkeeperDatabase {
   'viewkeeper.write_ledger': WriteLedgerTable;
   'viewkeeper.write_versions': WriteVersionsTable;
   'viewkeeper.rejected_ops': RejectedOpsTable;
+  'viewkeeper.capture_outbox': CaptureOutboxTable;
+  'viewkeeper.capture_failures': CaptureFailuresTable;
 }

@@ -9,6 +9,7 @@ import {
   type AppendRequest,
   type BatchEntry,
   type BatchOutcome,
+  type CommitBatchOptions,
   commitBatch,
   type RefreshTargetRequest,
 } from '../sinks/commit-batch.ts';
@@ -49,6 +50,16 @@ export interface WriteBehindWorkerOptions {
   retentionMs?: number;
   /** A job whose batches keep failing transiently fails for good after this many starts. @defaultValue 25 */
   maxStarts?: number;
+  /**
+   * The refresh backlog to mark (shared with change capture, so both coalesce); owned by the caller.
+   * @defaultValue one of the worker's own, closed with it
+   */
+  backlog?: RefreshBacklog;
+  /**
+   * Views whose refreshes a commit leaves to change capture, asked inside the commit's transaction
+   * (the captured changes of that transaction refresh them; refreshing here too would double the work).
+   */
+  leaveToCapture?: CommitBatchOptions['leaveToCapture'];
 }
 
 export interface WriteBehindWorker {
@@ -115,16 +126,19 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
   );
   worker.on('error', (error) => logger.warn({ reason: describeError(error) }, 'write-behind worker error'));
 
-  const backlog: RefreshBacklog = createRefreshBacklog({
-    redis: options.connection,
-    prefix: options.prefix,
-    views: (name) => options.registry.view(name),
-    engine: options.engine,
-    logger: options.logger,
-    concurrency: options.refreshConcurrency ?? WRITE_BEHIND_DEFAULTS.refreshConcurrency,
-    // A dead daemon's claimed refreshes are taken over about as soon as its jobs are.
-    leaseMs: lockDuration,
-  });
+  const ownBacklog = options.backlog === undefined;
+  const backlog: RefreshBacklog =
+    options.backlog ??
+    createRefreshBacklog({
+      redis: options.connection,
+      prefix: options.prefix,
+      views: (name) => options.registry.view(name),
+      engine: options.engine,
+      logger: options.logger,
+      concurrency: options.refreshConcurrency ?? WRITE_BEHIND_DEFAULTS.refreshConcurrency,
+      // A dead daemon's claimed refreshes are taken over about as soon as its jobs are.
+      leaseMs: lockDuration,
+    });
 
   const held = new Map<string, Held>();
   const pending = new Set<Promise<unknown>>();
@@ -288,7 +302,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
     }));
     for (let attempt = 1; ; attempt++) {
       try {
-        return await commitBatch(options.db, entries);
+        return await commitBatch(options.db, entries, { leaveToCapture: options.leaveToCapture });
       } catch (error) {
         const reason = describeError(error);
         if (isTransient(error) && attempt < 3 && !stopping) {
@@ -423,7 +437,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
   worker
     .startStalledCheckTimer()
     .catch((error) => logger.warn({ reason: describeError(error) }, 'stalled check'));
-  backlog.start();
+  if (ownBacklog) backlog.start();
   const fetched = fetchLoop().finally(() => {
     fetching = false;
     wakeCommitter?.();
@@ -450,7 +464,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
           logger.warn({ timeoutMs, jobs: held.size }, 'write-behind batch not flushed at shutdown timeout');
         clearInterval(renew);
         clearInterval(prune);
-        await backlog.close(Math.max(0, deadline - Date.now()));
+        if (ownBacklog) await backlog.close(Math.max(0, deadline - Date.now()));
         await Promise.race([
           worker.close(!flushed),
           new Promise((resolve) => setTimeout(resolve, 5000).unref()),

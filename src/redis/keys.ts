@@ -104,3 +104,11 @@ export function bullmqKeys(prefix: string, queue: string) {
     dedupNext: (id: string) => `${base}:dn:${id}`,
   };
 }
+
+/** Change-capture bookkeeping in the queue Redis. */
+export function captureKeys(prefix: string) {
+  return {
+    /** Outbox rows drained during one minute (epoch minute), by all daemons; kept an hour. */
+    drained: (minute: number) => `${prefix}:capture:drained:${minute}`,
+  };
+}

@@ -83,6 +83,16 @@ function opFailure(error: unknown): string {
   return reason.length > 400 ? `${reason.slice(0, 397)}...` : reason;
 }
 
+export interface CommitBatchOptions {
+  /**
+   * Names of views not to refresh for this batch, asked inside its transaction after the writes:
+   * views whose every table captures its changes, whose refreshes the batch's own captured changes
+   * bring (change capture), so refreshing them here as well would run them twice.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: any database type
+  leaveToCapture?: (trx: Transaction<any>) => Promise<Set<string>>;
+}
+
 /**
  * Writes `entries` in one transaction: ledger first (ops already recorded are skipped), then each
  * sink's `apply` over its new ops in enqueue order, then the refresh lookups; commit. Throws only
@@ -93,6 +103,7 @@ export async function commitBatch<J>(
   // biome-ignore lint/suspicious/noExplicitAny: sinks bring their own database types
   db: Kysely<any>,
   entries: BatchEntry<J>[],
+  options: CommitBatchOptions = {},
 ): Promise<BatchOutcome<J>> {
   const ordered = entries
     .filter((entry) => entry.ops.length > 0)
@@ -205,6 +216,10 @@ export async function commitBatch<J>(
     result.refreshes = await refreshTargets(trx, done, result.warnings, result.appends, () =>
       sql.raw(`vk_batch_${++savepoints}`),
     );
+    if (options.leaveToCapture && result.refreshes.length > 0) {
+      const captured = await options.leaveToCapture(trx);
+      result.refreshes = result.refreshes.filter((target) => !captured.has(target.view));
+    }
   });
   return result;
 }

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { describeError } from '../errors.ts';
+import { createSleeper } from '../lib/sleeper.ts';
 import { createSlots } from '../lib/slots.ts';
 import { backoffMs } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
@@ -87,20 +88,8 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
   const singles = createSlots(fullConcurrency);
   let closed = false;
   let loop: Promise<void> | undefined;
-  let wake: (() => void) | undefined;
+  const idle = createSleeper();
   let closing: Promise<void> | undefined;
-
-  function sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
-  }
 
   /** Moves a claimed entry to `at`, keeping its level (no-op if it was released meanwhile). */
   async function reschedule(member: string, lease: string, at: number): Promise<void> {
@@ -208,7 +197,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
         );
         if (reply[0] === '') {
           const dueIn = Number(reply[1]);
-          if (!closed) await sleep(dueIn < 0 ? pollMs : Math.max(1, Math.min(pollMs, dueIn)));
+          if (!closed) await idle.sleep(dueIn < 0 ? pollMs : Math.max(1, Math.min(pollMs, dueIn)));
           continue;
         }
         const byView = new Map<string, Claimed[]>();
@@ -225,7 +214,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
         }
       } catch (error) {
         logger.warn({ reason: describeError(error) }, 'refresh backlog unavailable, retrying');
-        if (!closed) await sleep(1000);
+        if (!closed) await idle.sleep(1000);
       }
     }
   }
@@ -259,7 +248,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
       for (let start = 0; start < entries.length; start += 2000) {
         await scripts.run('vkMarkRefreshes', [key], [now, ...entries.slice(start, start + 2000)]);
       }
-      if (entries.length > 0) wake?.();
+      if (entries.length > 0) idle.wake();
     },
     start() {
       loop ??= main();
@@ -270,7 +259,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     close(timeoutMs) {
       closing ??= (async () => {
         closed = true;
-        wake?.();
+        idle.wake();
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<void>((resolve) => {
           timer = setTimeout(resolve, timeoutMs);

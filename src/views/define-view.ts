@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
 import { cronProblem } from '../lib/cron.ts';
+import { type CaptureOptions, type CaptureRule, resolveCapture } from './capture-spec.ts';
 import { type KeyTemplate, parseKeyTemplate } from './key-template.ts';
 import type { ParamSpec, ParamType, ParamValues } from './params.ts';
 
@@ -61,7 +62,13 @@ export interface ViewSchedule {
  *   ttl: 3600,
  * });
  */
-export interface ViewOptions<DB, P extends ParamSpec, R extends Row, S extends ViewShape = ViewShape> {
+export interface ViewOptions<
+  DB,
+  P extends ParamSpec,
+  R extends Row,
+  S extends ViewShape = ViewShape,
+  Cap = Record<string, string>,
+> {
   /** Unique name; the refresh queue's job name. `[a-z0-9_]`, up to 64 characters. */
   name: string;
   shape: S;
@@ -124,6 +131,19 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row, S extends V
   /** Tables the view reads; write-behind sinks use this to know whom to refresh. */
   dependsOn?: string[];
   /**
+   * Change capture: for each table the view reads, how a row changed by any writer maps to refresh
+   * targets — `'full'`, `{ columns, map: (row) => params }` or `{ columns, lookup: (db, rows) => params[] }`.
+   * `columns` are what the triggers record (as text); on UPDATE the old and the new row both count.
+   * Captured tables count as `dependsOn`. See the README ("Change capture").
+   *
+   * @example
+   * capture: {
+   *   users: { columns: ['id'], map: (row) => ({ user_id: row.id }) },
+   *   posts: { columns: ['user_id'], map: (row) => ({ user_id: row.user_id }) },
+   * }
+   */
+  capture?: CaptureOptions<DB, Cap, { [K in keyof P]: unknown }>;
+  /**
    * A rate limit: at least this many milliseconds between two runs of the same (view, params);
    * requests arriving inside the window collapse into one run at its end, and each of them waits
    * for that end. 0 = no window (runs still never overlap). Unset, the window after a run is the
@@ -167,6 +187,8 @@ export interface ViewDefinition<S extends ViewShape = ViewShape> {
   schedule: Required<ViewSchedule> | undefined;
   catchUp: boolean;
   dependsOn: string[];
+  /** Change-capture mappings, one per captured table. */
+  capture: CaptureRule[];
   /** Fixed window between runs of one (view, params); undefined = adaptive (runSpacingMs). */
   coalesceMs: number | undefined;
 }
@@ -231,8 +253,13 @@ function resolveList(
  * are inferred: `defineView<Database>()({ … })`.
  */
 export function defineView<DB>() {
-  return <const P extends ParamSpec, R extends Row, const S extends ViewShape>(
-    options: ViewOptions<DB, P, R, S>,
+  return <
+    const P extends ParamSpec,
+    R extends Row,
+    const S extends ViewShape,
+    const Cap extends { [T in keyof DB]?: string } = Record<never, string>,
+  >(
+    options: ViewOptions<DB, P, R, S, Cap>,
   ): ViewDefinition<S> =>
     resolveView(options as unknown as ViewOptions<unknown, ParamSpec, Row>) as ViewDefinition<S>;
 }
@@ -334,6 +361,8 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
       fail(name, `chunking.size must be a whole number ≥ 1, got ${JSON.stringify(chunking.size)}`);
     }
   }
+  const capture = resolveCapture(name, options.capture, params !== undefined);
+  const dependsOn = [...new Set([...(options.dependsOn ?? []), ...capture.map((rule) => rule.table)])];
   return {
     kind: 'view',
     chunking,
@@ -354,7 +383,8 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
     tags: options.tags ?? [],
     schedule,
     catchUp: options.catchUp ?? VIEW_DEFAULTS.catchUp,
-    dependsOn: options.dependsOn ?? [],
+    dependsOn,
+    capture,
     coalesceMs,
   };
 }

@@ -29,6 +29,7 @@ describe('resolveConfig', () => {
       jobLockMs: 15000,
       auditIntervalMs: 600_000,
       auditSample: 20,
+      capturePollMs: 2000,
     });
   });
 

@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import { loadConfig } from '../../config/config.ts';
 import { QUEUES } from '../../contract.ts';
+import { outboxStats } from '../../db/capture-outbox.ts';
 import { createDb } from '../../db/create-db.ts';
 import { nextSlot } from '../../lib/cron.ts';
 import { createQueue } from '../../queues/factories.ts';
@@ -22,7 +23,7 @@ interface LastRun {
 export const statusCommand = defineCommand({
   name: 'status',
   summary:
-    'Lists every view in VK_JOBS_DIR: version, last refresh, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress, and the refresh queue depths.',
+    'Lists every view in VK_JOBS_DIR: version, last refresh, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress, the refresh queue depths, and the change-capture outbox (depth, oldest change, failed changes).',
   usage: 'status [--json]',
   help: ['  --json  print one JSON object instead of a table'],
   options: { json: { type: 'boolean' } },
@@ -82,8 +83,16 @@ export const statusCommand = defineCommand({
         };
       });
       const counts = await queue.getJobCounts(...COUNTED_STATES);
+      const outbox = await outboxStats(db.db, 0);
+      const capture = {
+        outbox_depth: outbox.depth,
+        outbox_rows: outbox.rows,
+        oldest_change: outbox.oldest?.toISOString() ?? null,
+        oldest_change_age_s: outbox.oldestAgeSeconds,
+        failed_changes: outbox.failed,
+      };
       if (input.values.json) {
-        io.out(JSON.stringify({ views: rows, queues: { [QUEUES.refresh]: counts } }, null, 2));
+        io.out(JSON.stringify({ views: rows, queues: { [QUEUES.refresh]: counts }, capture }, null, 2));
         return 0;
       }
       const table = [
@@ -134,6 +143,9 @@ export const statusCommand = defineCommand({
       io.out('');
       io.out(
         `queue ${QUEUES.refresh}: ${COUNTED_STATES.map((state) => `${state} ${counts[state] ?? 0}`).join(', ')}`,
+      );
+      io.out(
+        `capture outbox: ${capture.outbox_depth} statements pending (${capture.outbox_rows} rows), oldest ${capture.oldest_change ? `${capture.oldest_change} (${capture.oldest_change_age_s} s ago)` : '-'}, ${capture.failed_changes} failed (viewkeeper capture status)`,
       );
       return 0;
     } finally {

@@ -63,6 +63,11 @@ const VARIABLES: { name: string; value: string; about: string[] }[] = [
     about: ['Keys of each view compared per audit (1-10000); views without params are compared whole.'],
   },
   {
+    name: 'VK_CAPTURE_POLL_MS',
+    value: String(CONFIG_DEFAULTS.capturePollMs),
+    about: ['Longest wait between two looks at the change-capture outbox without a notification (ms).'],
+  },
+  {
     name: 'LOG_LEVEL',
     value: CONFIG_DEFAULTS.logLevel,
     about: ['fatal, error, warn, info, debug, trace or silent.'],
