@@ -1,30 +1,17 @@
-import { sql } from 'kysely';
 import { loadConfig } from '../../config/config.ts';
-import { QUEUES } from '../../contract.ts';
+import { COUNTED_STATES, readStatus, STATUS_QUEUES, type StatusDocument } from '../../daemon/status.ts';
 import { createDb } from '../../db/create-db.ts';
 import { createQueue } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
-import { viewKeys } from '../../redis/keys.ts';
-import { nextSlot } from '../../scheduler/cron.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import { defineCommand } from '../command.ts';
-
-const COUNTED_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
-
-interface LastRun {
-  view: string;
-  finished_at: Date;
-  duration_ms: number;
-  status: string;
-  trigger: string;
-}
 
 export const statusCommand = defineCommand({
   name: 'status',
   summary:
-    'Lists every view in VK_JOBS_DIR: version, last refresh, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress, and the refresh queue depths.',
+    "Lists every view in VK_JOBS_DIR: version, last refresh and its age, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress; the queue depths; and the clients' hit rate.",
   usage: 'status [--json]',
-  help: ['  --json  print one JSON object instead of a table'],
+  help: ['  --json  print one JSON object instead of a table (the same document as GET /status)'],
   options: { json: { type: 'boolean' } },
   async run(input, io) {
     const config = loadConfig();
@@ -34,102 +21,30 @@ export const statusCommand = defineCommand({
       config.queueRedisUrl === config.redisUrl
         ? views
         : createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
-    const queue = createQueue(QUEUES.refresh, queueConnection, config.prefix);
+    const queues = Object.fromEntries(
+      STATUS_QUEUES.map((name) => [name, createQueue(name, queueConnection, config.prefix)]),
+    );
     const db = createDb(config.databaseUrl, { max: 1 });
     try {
       await connectRedis(views, config.redisUrl, 'REDIS_URL');
       await connectRedis(queueConnection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
       await db.ping();
-      const names = [...registry.views.keys()].sort();
-      const pipeline = views.pipeline();
-      for (const name of names) pipeline.hgetall(viewKeys(config.prefix, name).meta);
-      const metas = ((await pipeline.exec()) ?? []).map(
-        ([, value]) => (value ?? {}) as Record<string, string>,
-      );
-      const { rows: lastRuns } = await sql<LastRun>`
-        select distinct on (view) view, finished_at, duration_ms, status, trigger
-        from viewkeeper.refresh_runs where kind = 'full' order by view, started_at desc`.execute(db.db);
-      const progress = await chunkProgress(queueConnection, config.prefix);
-      const rows = names.map((name, i) => {
-        const meta = metas[i]!;
-        const view = registry.view(name)!;
-        const last = lastRuns.find((run) => run.view === name);
-        return {
-          view: name,
-          shape: view.shape,
-          version: meta.version ? Number(meta.version) : 0,
-          refreshed_at: meta.refreshed_at || null,
-          duration_ms: meta.duration_ms ? Number(meta.duration_ms) : null,
-          rows: meta.rows ? Number(meta.rows) : null,
-          last_error: meta.last_error || null,
-          schedule: view.schedule
-            ? `${view.schedule.cron}${view.schedule.timezone === 'UTC' ? '' : ` ${view.schedule.timezone}`}`
-            : null,
-          next_run: view.schedule ? nextSlot(view.schedule.cron, view.schedule.timezone).toISOString() : null,
-          last_full_run: last
-            ? {
-                at: last.finished_at.toISOString(),
-                duration_ms: last.duration_ms,
-                outcome: last.status,
-                trigger: last.trigger,
-              }
-            : null,
-          chunks: progress.get(name) ?? null,
-        };
+      const status = await readStatus({
+        registry,
+        views,
+        queue: queueConnection,
+        queues,
+        db: db.db,
+        prefix: config.prefix,
       });
-      const counts = await queue.getJobCounts(...COUNTED_STATES);
       if (input.values.json) {
-        io.out(JSON.stringify({ views: rows, queues: { [QUEUES.refresh]: counts } }, null, 2));
+        io.out(JSON.stringify(status, null, 2));
         return 0;
       }
-      const table = [
-        [
-          'VIEW',
-          'SHAPE',
-          'VERSION',
-          'REFRESHED AT',
-          'MS',
-          'ROWS',
-          'SCHEDULE',
-          'NEXT RUN',
-          'LAST FULL RUN',
-          'LAST ERROR',
-        ],
-        ...rows.map((row) => [
-          row.view,
-          row.shape,
-          String(row.version),
-          row.refreshed_at ?? 'never',
-          row.duration_ms === null ? '-' : String(row.duration_ms),
-          row.rows === null ? '-' : String(row.rows),
-          row.schedule ?? '-',
-          row.next_run ?? '-',
-          row.last_full_run
-            ? `${row.last_full_run.at} ${row.last_full_run.outcome} ${row.last_full_run.duration_ms} ms (${row.last_full_run.trigger})`
-            : '-',
-          [
-            row.chunks ? `rebuilding: ${row.chunks.done}/${row.chunks.total} chunks` : '',
-            row.last_error ?? '',
-          ]
-            .filter(Boolean)
-            .join('; '),
-        ]),
-      ];
-      const widths = table[0]!.map((_, column) => Math.max(...table.map((line) => line[column]!.length)));
-      for (const line of table)
-        io.out(
-          line
-            .map((cell, column) => cell.padEnd(widths[column]!))
-            .join('  ')
-            .trimEnd(),
-        );
-      io.out('');
-      io.out(
-        `queue ${QUEUES.refresh}: ${COUNTED_STATES.map((state) => `${state} ${counts[state] ?? 0}`).join(', ')}`,
-      );
+      for (const line of renderStatus(status)) io.out(line);
       return 0;
     } finally {
-      await queue.close().catch(() => undefined);
+      for (const queue of Object.values(queues)) await queue.close().catch(() => undefined);
       await closeRedis(views);
       if (queueConnection !== views) await closeRedis(queueConnection);
       await db.close();
@@ -137,18 +52,65 @@ export const statusCommand = defineCommand({
   },
 });
 
-/** Chunked rebuilds in progress, by view: the progress hashes the parent jobs keep. */
-async function chunkProgress(
-  redis: import('ioredis').Redis,
-  prefix: string,
-): Promise<Map<string, { done: number; total: number }>> {
-  const progress = new Map<string, { done: number; total: number }>();
-  for await (const keys of redis.scanStream({ match: `${prefix}:chunked:*`, count: 100 })) {
-    for (const key of keys as string[]) {
-      const state = await redis.hgetall(key);
-      if (state.view)
-        progress.set(state.view, { done: Number(state.done ?? 0), total: Number(state.total ?? 0) });
-    }
+/** "42 s", "3 min", "5 h", "2 d": how old the last refresh is. */
+export function formatAge(seconds: number): string {
+  if (seconds < 120) return `${seconds} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.round(seconds / 3600)} h`;
+  return `${Math.round(seconds / 86_400)} d`;
+}
+
+function renderStatus(status: StatusDocument): string[] {
+  const table = [
+    [
+      'VIEW',
+      'SHAPE',
+      'VERSION',
+      'REFRESHED AT',
+      'AGE',
+      'MS',
+      'ROWS',
+      'SCHEDULE',
+      'NEXT RUN',
+      'LAST FULL RUN',
+      'LAST ERROR',
+    ],
+    ...status.views.map((row) => [
+      row.view,
+      row.shape,
+      String(row.version),
+      row.refreshed_at ?? 'never',
+      row.age_s === null ? '-' : formatAge(row.age_s),
+      row.duration_ms === null ? '-' : String(row.duration_ms),
+      row.rows === null ? '-' : String(row.rows),
+      row.schedule ?? '-',
+      row.next_run ?? '-',
+      row.last_full_run
+        ? `${row.last_full_run.at} ${row.last_full_run.outcome} ${row.last_full_run.duration_ms} ms (${row.last_full_run.trigger})`
+        : '-',
+      [row.chunks ? `rebuilding: ${row.chunks.done}/${row.chunks.total} chunks` : '', row.last_error ?? '']
+        .filter(Boolean)
+        .join('; '),
+    ]),
+  ];
+  const widths = table[0]!.map((_, column) => Math.max(...table.map((line) => line[column]!.length)));
+  const lines = table.map((line) =>
+    line
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd(),
+  );
+  lines.push('');
+  for (const [name, counts] of Object.entries(status.queues)) {
+    lines.push(
+      `queue ${name}: ${COUNTED_STATES.map((state) => `${state} ${counts[state] ?? 0}`).join(', ')}`,
+    );
   }
-  return progress;
+  const { client } = status;
+  lines.push(
+    client.hit_rate === null
+      ? 'client hit rate: no reads counted yet'
+      : `client hit rate: ${(client.hit_rate * 100).toFixed(1)} % (${client.hits} hits, ${client.misses} misses, ${client.l1_hits} from L1, ${client.stale_served} stale served)`,
+  );
+  return lines;
 }
