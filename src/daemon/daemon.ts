@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { ResolvedConfig } from '../config/config.ts';
 import { QUEUES } from '../contract.ts';
 import { createDb } from '../db/create-db.ts';
+import { describeError } from '../errors.ts';
 import { packageVersion } from '../http/build-info.ts';
 import { createHistory } from '../http/history.ts';
 import { createLiveness } from '../http/liveness.ts';
@@ -125,12 +126,17 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await warnOnEvictionPolicy(queue, logger, 'queue');
         probes['queue redis'] = () => queue.ping();
 
-        const refreshQueue = createQueue(QUEUES.refresh, queue, config.prefix);
+        // A Queue without an 'error' listener prints raw stacks while Redis is away: log one line.
+        const watched = (handle: Queue) =>
+          handle.on('error', (error) =>
+            logger.warn({ queue: handle.name, reason: describeError(error) }, 'queue connection error'),
+          );
+        const refreshQueue = watched(createQueue(QUEUES.refresh, queue, config.prefix));
         releases.push('refresh queue', () => refreshQueue.close());
         const statusQueues: Record<string, Queue> = { [QUEUES.refresh]: refreshQueue };
         for (const name of STATUS_QUEUES) {
           if (statusQueues[name]) continue;
-          const handle = createQueue(name, queue, config.prefix);
+          const handle = watched(createQueue(name, queue, config.prefix));
           releases.push(`${name} queue`, () => handle.close());
           statusQueues[name] = handle;
         }
@@ -166,7 +172,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
           refreshObserver = fanOut(metrics.refresh, history.refresh);
           writeObserver = fanOut(metrics.writeBehind, history.writeBehind);
           onTick = metrics.tick;
-          const chunkQueue = createQueue(CHUNK_QUEUE, queue, config.prefix);
+          const chunkQueue = watched(createQueue(CHUNK_QUEUE, queue, config.prefix));
           releases.push('chunk queue (board)', () => chunkQueue.close());
           const active = surface;
           attach = () => {

@@ -72,6 +72,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
   const maxStarts = options.maxStarts ?? 25;
   const lockDuration = options.lockDurationMs ?? 15_000;
   const chunkQueue = createQueue(CHUNK_QUEUE, connection, prefix) as import('bullmq').Queue<ChunkJobData>;
+  chunkQueue.on('error', (error) => logger.warn({ reason: describeError(error) }, 'chunk queue error'));
   const coverage = createCoverage(connection, prefix);
   const chunked = createChunkedRebuild({ engine, registry, redis: connection, chunkQueue, prefix, logger });
   const slots = createSlots(options.concurrency);
