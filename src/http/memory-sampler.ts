@@ -40,6 +40,7 @@ export function createMemorySampler(options: MemorySamplerOptions): MemorySample
   const { views, prefix } = options;
   let estimates = new Map<string, MemoryEstimate>();
   let timer: NodeJS.Timeout | undefined;
+  let early: NodeJS.Timeout | undefined;
   let sampling = false;
 
   async function usage(key: string): Promise<number> {
@@ -92,10 +93,14 @@ export function createMemorySampler(options: MemorySamplerOptions): MemorySample
     start() {
       if (timer) return;
       tick();
+      // Views are often empty at start and filled by the catch-up rebuilds a moment later.
+      early = setTimeout(tick, 3000);
+      early.unref();
       timer = setInterval(tick, options.intervalMs ?? 15_000);
       timer.unref();
     },
     stop() {
+      clearTimeout(early);
       clearInterval(timer);
     },
   };
