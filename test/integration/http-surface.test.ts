@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createServer, type Server } from 'node:net';
@@ -5,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { seedDemo } from '../../demo/seed.ts';
 import { createClient } from '../../src/client/create-client.ts';
 import { runCli } from '../helpers/cli.ts';
@@ -236,6 +238,24 @@ describe('/metrics', () => {
       const family = name.replace(/_(bucket|sum|count)$/, '');
       expect(families.has(name) || families.has(family), name).toBe(true);
     }
+  });
+});
+
+describe('docker-compose healthcheck', () => {
+  it("the compose file's /readyz probe exits 0 on a ready daemon and 1 when nothing answers", async () => {
+    const compose = parse(await readFile(path.join(ROOT, 'docker-compose.yml'), 'utf8')) as {
+      services: { viewkeeper: { healthcheck: { test: string[] } } };
+    };
+    const [, program, flag, script] = compose.services.viewkeeper.healthcheck.test;
+    const probe = (port: number) =>
+      new Promise<number | null>((resolve) => {
+        spawn(process.execPath, [flag!, script!.replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${port}`)], {
+          stdio: 'ignore',
+        }).on('exit', resolve);
+      });
+    expect(program).toBe('node');
+    expect(await probe(open.port)).toBe(0);
+    expect(await probe(await freePort())).toBe(1);
   });
 });
 
