@@ -1,10 +1,12 @@
+import type { Redis } from 'ioredis';
 import { enqueueRefresh, waitForRefresh } from '../../client/refresh.ts';
 import { loadConfig } from '../../config/config.ts';
 import { QUEUES } from '../../contract.ts';
-import { chunkStateKey } from '../../queues/chunked-rebuild.ts';
 import { createQueue, createQueueEvents } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
+import { viewKeys } from '../../redis/keys.ts';
 import { defineCommand, integerFlag, usageError } from '../command.ts';
+import { renderProgress } from '../progress-bar.ts';
 
 function parseParams(values: string[] | undefined): Record<string, string> | undefined {
   if (!values || values.length === 0) return undefined;
@@ -21,16 +23,21 @@ export const refreshCommand = defineCommand({
   name: 'refresh',
   summary:
     'Enqueues a refresh of a view on the refresh queue (the same path other apps use): a full rebuild, or with --param only the keys those params select.',
-  usage: 'refresh <view> [--param name=value]… [--wait] [--timeout seconds]',
+  usage: 'refresh <view> [--param name=value]… [--wait] [--timeout seconds] [--json]',
   help: [
     '  --param name=value  narrow to a partial refresh (repeatable); values are validated by the daemon',
     '  --wait              wait for the run, print rows and duration; exit 1 with the reason if it failed',
     '  --timeout seconds   how long --wait waits (default 60)',
+    '  --json              print the result of --wait as one JSON object (no progress bar)',
+    '',
+    'With --wait on a terminal, a full rebuild shows a progress bar on stderr: rows written so far',
+    "against the last rebuild's rows, elapsed time and ETA (a plain line every 5 s when not a terminal).",
   ],
   options: {
     param: { type: 'string', multiple: true },
     wait: { type: 'boolean' },
     timeout: { type: 'string' },
+    json: { type: 'boolean' },
   },
   allowPositionals: true,
   async run(input, io) {
@@ -42,12 +49,18 @@ export const refreshCommand = defineCommand({
     const config = loadConfig();
 
     const connection = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
+    // Progress is read from the views Redis (key index and metadata).
+    const views =
+      input.values.wait && config.redisUrl !== config.queueRedisUrl
+        ? createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` })
+        : connection;
     const queue = createQueue(QUEUES.refresh, connection, config.prefix);
     const events = input.values.wait
       ? createQueueEvents(QUEUES.refresh, connection, config.prefix)
       : undefined;
     try {
       await connectRedis(connection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
+      if (views !== connection) await connectRedis(views, config.redisUrl, 'REDIS_URL');
       // Subscribe before enqueueing so the completion cannot slip past.
       if (events) await events.waitUntilReady();
       // --wait gets a job of its own: a coalesced request would have to wait on someone else's job.
@@ -56,10 +69,16 @@ export const refreshCommand = defineCommand({
         io.out(`enqueued ${params ? 'partial' : 'full'} refresh of ${view} (job ${job.id})`);
         return 0;
       }
-      const stopProgress = process.stderr.isTTY
-        ? showChunkProgress(connection, chunkStateKey(config.prefix, job.id!))
-        : undefined;
+      // Partial refreshes are a few keys: nothing to watch.
+      const stopProgress =
+        params || input.values.json
+          ? undefined
+          : await watchProgress(views, config.prefix, view, Boolean(process.stderr.isTTY));
       const result = await waitForRefresh(job, events, timeoutSeconds * 1000).finally(() => stopProgress?.());
+      if (input.values.json) {
+        io.out(JSON.stringify(result));
+        return 0;
+      }
       io.out(
         `refreshed ${view} (${result.kind}): ${result.rows} rows in ${result.ms} ms, version ${result.version}${result.superseded ? ' (superseded by a newer rebuild)' : ''}`,
       );
@@ -68,26 +87,41 @@ export const refreshCommand = defineCommand({
       await events?.close().catch(() => undefined);
       await queue.close().catch(() => undefined);
       await closeRedis(connection);
+      if (views !== connection) await closeRedis(views);
     }
   },
 });
 
 /**
- * Draws `[#####.....] 3/10 chunks` on the terminal while a chunked rebuild runs (nothing for views
- * that are not chunked). Returns the function that stops it and clears the line.
+ * Watches a full rebuild from outside: the view's key index counts the keys written by runs whose
+ * sequence is above the one the view had when the request was made (this run, and any partial
+ * refresh meanwhile: close enough for a progress bar), against the rows of its last full rebuild.
+ * On a terminal it redraws one line; otherwise it prints a plain line every 5 s. Returns the
+ * function that stops it (and clears the line).
  */
-function showChunkProgress(redis: import('ioredis').Redis, key: string): () => void {
+async function watchProgress(views: Redis, prefix: string, view: string, tty: boolean): Promise<() => void> {
+  const { meta, keyIndex } = viewKeys(prefix, view);
+  const [seq, lastRows] = await views.hmget(meta, 'seq', 'rows');
+  const since = Number(seq ?? 0);
+  const perRow = (await views.exists(keyIndex)) === 1 || since === 0;
+  const started = Date.now();
   let drawn = false;
+  let printed = started;
   const timer = setInterval(async () => {
-    const state = await redis.hmget(key, 'done', 'total').catch(() => [null, null]);
-    const total = Number(state[1] ?? 0);
-    if (!total) return;
-    const done = Number(state[0] ?? 0);
-    const width = 30;
-    const filled = Math.round((done / total) * width);
-    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} chunks`);
-    drawn = true;
-  }, 200);
+    const rows = perRow ? await views.zcount(keyIndex, since + 1, '+inf').catch(() => null) : null;
+    const line = renderProgress({
+      rows,
+      lastRows: lastRows ? Number(lastRows) : null,
+      elapsedMs: Date.now() - started,
+    });
+    if (tty) {
+      process.stderr.write(`\r\x1b[2K${line}`);
+      drawn = true;
+    } else if (Date.now() - printed >= 5000) {
+      process.stderr.write(`${line}\n`);
+      printed = Date.now();
+    }
+  }, 250);
   return () => {
     clearInterval(timer);
     if (drawn) process.stderr.write('\r\x1b[2K');
