@@ -3,26 +3,19 @@ import type { ResolvedConfig } from '../config/config.ts';
 import { QUEUES } from '../contract.ts';
 import { createDb } from '../db/create-db.ts';
 import { describeError } from '../errors.ts';
-import { packageVersion } from '../http/build-info.ts';
-import { createHistory } from '../http/history.ts';
-import { createLiveness } from '../http/liveness.ts';
-import { createMemorySampler } from '../http/memory-sampler.ts';
-import { createMetrics } from '../http/metrics.ts';
-import { createProgress } from '../http/progress.ts';
-import { createReadiness, type Readiness } from '../http/readiness.ts';
-import { createHttpSurface, type HttpSurface } from '../http/surface.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { CHUNK_QUEUE } from '../queues/chunked-rebuild.ts';
 import { createQueue } from '../queues/factories.ts';
 import { createRefreshWorker } from '../queues/refresh-worker.ts';
-import { createWriteBehindWorker, type WriteBehindObserver } from '../queues/write-behind-worker.ts';
+import { createWriteBehindWorker } from '../queues/write-behind-worker.ts';
 import { closeRedis, connectRedis, createRedis, warnOnEvictionPolicy } from '../redis/connections.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
-import { observeEngine, type RefreshObserver } from '../views/observed-engine.ts';
+import { observeEngine } from '../views/observed-engine.ts';
 import { createRefreshEngine } from '../views/refresh-engine.ts';
 import { loadRegistry } from '../views/registry.ts';
+import type { Operations } from './operations.ts';
 import { createReleaseStack } from './release-stack.ts';
-import { readStatus, STATUS_QUEUES } from './status.ts';
+import { STATUS_QUEUES } from './status.ts';
 
 export interface DaemonOptions {
   config: ResolvedConfig;
@@ -40,8 +33,6 @@ export interface Daemon {
   start(): Promise<void>;
   /** Graceful stop: finish in-flight work within the timeout, then close every connection. Idempotent. */
   stop(): Promise<void>;
-  /** The port the HTTP surface listens on (VK_HTTP_PORT), once started; undefined without one. */
-  httpPort(): number | undefined;
 }
 
 export const DAEMON_DEFAULTS = {
@@ -50,59 +41,32 @@ export const DAEMON_DEFAULTS = {
   sampleIntervalMs: 5000,
 } as const;
 
-/** Each method of every target, called in turn: one observer slot, several listeners. */
-function fanOut<T extends object>(...targets: T[]): T {
-  const keys = new Set(targets.flatMap((target) => Object.keys(target)));
-  return Object.fromEntries(
-    [...keys].map((key) => [
-      key,
-      (...args: unknown[]) => {
-        for (const target of targets) (target as Record<string, (...a: unknown[]) => void>)[key]?.(...args);
-      },
-    ]),
-  ) as T;
-}
-
 /** The composition root: the only place concrete dependencies are created and wired together. */
 export function createDaemon(options: DaemonOptions): Daemon {
   const { config, logger } = options;
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DAEMON_DEFAULTS.shutdownTimeoutMs;
-  const stallMs = options.stallMs ?? DAEMON_DEFAULTS.stallMs;
   const releases = createReleaseStack(logger);
   let stopping: Promise<void> | undefined;
-  let readiness: Readiness | undefined;
-  let listening: number | undefined;
+  let ops: Operations | undefined;
 
   return {
-    httpPort: () => listening,
     async start() {
       try {
         // Definitions first: a broken view file should stop start-up before anything connects.
         const registry = await loadRegistry(config.jobsDir);
 
-        // The HTTP surface listens before anything connects: a taken port stops start-up at once,
-        // and /livez answers (and /readyz says "starting") while the rest comes up.
-        const probes: Record<string, () => Promise<unknown>> = {};
-        const progress = {
-          refresh: createProgress({ stallMs, backlog: async () => 0 }),
-          'write-behind fetch': createProgress({ stallMs }),
-          'write-behind commit': createProgress({ stallMs }),
-        };
-        let surface: HttpSurface | undefined;
-        if (config.httpPort !== undefined) {
-          const liveness = createLiveness();
-          releases.push('liveness', async () => liveness.stop());
-          readiness = createReadiness({ probes, workers: progress });
-          surface = createHttpSurface({
-            host: config.httpHost,
-            port: config.httpPort,
-            token: config.httpToken,
-            liveness,
-            readiness,
+        // The HTTP surface listens before anything connects (a taken port stops start-up at once);
+        // its modules load only when it is configured.
+        const { httpPort } = config;
+        if (httpPort !== undefined) {
+          const { startOperations } = await import('./operations.ts');
+          ops = await startOperations({
+            config: { ...config, httpPort },
             logger,
+            releases,
+            stallMs: options.stallMs ?? DAEMON_DEFAULTS.stallMs,
+            sampleIntervalMs: options.sampleIntervalMs ?? DAEMON_DEFAULTS.sampleIntervalMs,
           });
-          releases.push('http server', () => surface!.close());
-          listening = await surface.listen();
         }
 
         const db = createDb(config.databaseUrl, {
@@ -112,19 +76,16 @@ export function createDaemon(options: DaemonOptions): Daemon {
         });
         releases.push('postgres pool', () => db.close());
         await db.ping();
-        probes.postgres = () => db.ping();
 
         const views = createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:views` });
         releases.push('views redis', () => closeRedis(views));
         await connectRedis(views, config.redisUrl, 'REDIS_URL');
         await warnOnEvictionPolicy(views, logger, 'views');
-        probes['views redis'] = () => views.ping();
 
         const queue = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:queue` });
         releases.push('queue redis', () => closeRedis(queue));
         await connectRedis(queue, config.queueRedisUrl, 'QUEUE_REDIS_URL');
         await warnOnEvictionPolicy(queue, logger, 'queue');
-        probes['queue redis'] = () => queue.ping();
 
         // A Queue without an 'error' listener prints raw stacks while Redis is away: log one line.
         const watched = (handle: Queue) =>
@@ -133,72 +94,32 @@ export function createDaemon(options: DaemonOptions): Daemon {
           );
         const refreshQueue = watched(createQueue(QUEUES.refresh, queue, config.prefix));
         releases.push('refresh queue', () => refreshQueue.close());
-        const statusQueues: Record<string, Queue> = { [QUEUES.refresh]: refreshQueue };
-        for (const name of STATUS_QUEUES) {
-          if (statusQueues[name]) continue;
-          const handle = watched(createQueue(name, queue, config.prefix));
-          releases.push(`${name} queue`, () => handle.close());
-          statusQueues[name] = handle;
-        }
-        progress.refresh = createProgress({ stallMs, backlog: () => refreshQueue.getWaitingCount() });
 
-        // Metrics and the page's history only exist with the HTTP surface.
-        let refreshObserver: RefreshObserver | undefined;
-        let writeObserver: WriteBehindObserver | undefined;
-        let onTick: ((view: string, outcome: string) => void) | undefined;
-        let attach: (() => void) | undefined;
-        if (surface) {
-          const memory = createMemorySampler({ definitions: registry, views, prefix: config.prefix });
-          releases.push('memory sampler', async () => memory.stop());
-          const writeBehindQueue = statusQueues[QUEUES.writeBehind]!;
-          const metrics = createMetrics({
-            definitions: registry,
-            views,
-            queue,
-            queues: statusQueues,
-            writeBehindQueue,
-            prefix: config.prefix,
-            memory: () => memory.bytes(),
-            version: packageVersion(),
-          });
-          const history = createHistory({
-            queues: statusQueues,
-            writeBehindQueue,
-            views,
-            prefix: config.prefix,
-            intervalMs: options.sampleIntervalMs ?? DAEMON_DEFAULTS.sampleIntervalMs,
-          });
-          releases.push('history', async () => history.stop());
-          refreshObserver = fanOut(metrics.refresh, history.refresh);
-          writeObserver = fanOut(metrics.writeBehind, history.writeBehind);
-          onTick = metrics.tick;
+        let instruments: ReturnType<Operations['instrument']> | undefined;
+        if (ops) {
+          ops.probes.postgres = () => db.ping();
+          ops.probes['views redis'] = () => views.ping();
+          ops.probes['queue redis'] = () => queue.ping();
+          ops.setRefreshBacklog(() => refreshQueue.getWaitingCount());
+          // Metrics and the page also watch the write-behind queue, and bull-board the chunk queue.
+          const queues: Record<string, Queue> = { [QUEUES.refresh]: refreshQueue };
+          for (const name of STATUS_QUEUES.filter((name) => name !== QUEUES.refresh)) {
+            const handle = watched(createQueue(name, queue, config.prefix));
+            releases.push(`${name} queue`, () => handle.close());
+            queues[name] = handle;
+          }
           const chunkQueue = watched(createQueue(CHUNK_QUEUE, queue, config.prefix));
           releases.push('chunk queue (board)', () => chunkQueue.close());
-          const active = surface;
-          attach = () => {
-            active.attach({
-              definitions: registry,
-              metrics,
-              status: () =>
-                readStatus({
-                  registry,
-                  views,
-                  queue,
-                  queues: statusQueues,
-                  db: db.db,
-                  prefix: config.prefix,
-                }),
-              history,
-              memory,
-              views,
-              prefix: config.prefix,
-              refreshQueue,
-              boardQueues: [...Object.values(statusQueues), chunkQueue],
-            });
-            history.start();
-            memory.start();
-          };
+          instruments = ops.instrument({
+            registry,
+            views,
+            queue,
+            db: db.db,
+            queues,
+            internalQueues: [chunkQueue],
+          });
         }
+        const progress = ops?.progress;
 
         // Run locks share the job lock lifetime: a dead daemon's (view, params) is free again as soon as
         // its jobs are (write-behind refreshes retry on a held lock).
@@ -209,7 +130,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
           logger,
           lockTtlMs: config.jobLockMs,
         });
-        const engine = refreshObserver ? observeEngine(bare, refreshObserver) : bare;
+        const engine = instruments ? observeEngine(bare, instruments.refresh) : bare;
         const worker = createRefreshWorker({
           connection: queue,
           prefix: config.prefix,
@@ -218,7 +139,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
           concurrency: config.refreshConcurrency,
           lockDurationMs: config.jobLockMs,
           logger,
-          onActivity: () => progress.refresh.beat(),
+          onActivity: progress && (() => progress.refresh.beat()),
         });
         releases.push('refresh worker', () => worker.close(shutdownTimeoutMs));
 
@@ -232,9 +153,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
           lockDurationMs: config.jobLockMs,
           refreshConcurrency: config.refreshConcurrency * 2,
           logger,
-          observer: writeObserver,
-          heartbeat: (loop) =>
-            progress[loop === 'fetch' ? 'write-behind fetch' : 'write-behind commit'].beat(),
+          observer: instruments?.writeBehind,
+          heartbeat: progress && ((loop) => progress[`write-behind ${loop}`].beat()),
         });
         releases.push('write-behind worker', () => writeBehind.close(shutdownTimeoutMs));
 
@@ -245,20 +165,20 @@ export function createDaemon(options: DaemonOptions): Daemon {
           views,
           prefix: config.prefix,
           logger,
-          onTick,
+          onTick: instruments?.tick,
         });
         releases.push('scheduler', () => scheduler.stop());
         await scheduler.start();
 
-        attach?.();
-        readiness?.started();
+        instruments?.attach();
+        ops?.readiness.started();
         logger.info(
           {
             prefix: config.prefix,
             views: [...registry.views.keys()],
             sinks: [...registry.others.values()].filter((d) => d.kind === 'sink').map((d) => d.name),
             concurrency: config.refreshConcurrency,
-            http: listening === undefined ? undefined : `${config.httpHost}:${listening}`,
+            http: ops ? `${config.httpHost}:${ops.port}` : undefined,
           },
           'daemon started',
         );
@@ -269,7 +189,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
     },
     stop() {
       // Not ready from the first signal on, while everything still runs: load balancers drain first.
-      readiness?.stopping();
+      ops?.readiness.stopping();
       stopping ??= (async () => {
         logger.info('daemon stopping');
         await releases.release();
