@@ -31,7 +31,7 @@ export const refreshCommand = defineCommand({
     '  --json              print the result of --wait as one JSON object (no progress bar)',
     '',
     'With --wait on a terminal, a full rebuild shows a progress bar on stderr: rows written so far',
-    "against the last rebuild's rows, elapsed time and ETA (a plain line every 5 s when not a terminal).",
+    "against the last rebuild's rows, elapsed time and ETA (off a terminal: only the result line).",
   ],
   options: {
     param: { type: 'string', multiple: true },
@@ -69,11 +69,12 @@ export const refreshCommand = defineCommand({
         io.out(`enqueued ${params ? 'partial' : 'full'} refresh of ${view} (job ${job.id})`);
         return 0;
       }
-      // Partial refreshes are a few keys: nothing to watch.
+      // Partial refreshes are a few keys: nothing to watch. Off a terminal (and with --json) the
+      // output stays plain: the result line only.
       const stopProgress =
-        params || input.values.json
+        params || input.values.json || !process.stderr.isTTY
           ? undefined
-          : await watchProgress(views, config.prefix, view, Boolean(process.stderr.isTTY));
+          : await watchProgress(views, config.prefix, view);
       const result = await waitForRefresh(job, events, timeoutSeconds * 1000).finally(() => stopProgress?.());
       if (input.values.json) {
         io.out(JSON.stringify(result));
@@ -96,17 +97,15 @@ export const refreshCommand = defineCommand({
  * Watches a full rebuild from outside: the view's key index counts the keys written by runs whose
  * sequence is above the one the view had when the request was made (this run, and any partial
  * refresh meanwhile: close enough for a progress bar), against the rows of its last full rebuild.
- * On a terminal it redraws one line; otherwise it prints a plain line every 5 s. Returns the
- * function that stops it (and clears the line).
+ * It redraws one line of the terminal; returns the function that stops it and clears the line.
  */
-async function watchProgress(views: Redis, prefix: string, view: string, tty: boolean): Promise<() => void> {
+async function watchProgress(views: Redis, prefix: string, view: string): Promise<() => void> {
   const { meta, keyIndex } = viewKeys(prefix, view);
   const [seq, lastRows] = await views.hmget(meta, 'seq', 'rows');
   const since = Number(seq ?? 0);
   const perRow = (await views.exists(keyIndex)) === 1 || since === 0;
   const started = Date.now();
   let drawn = false;
-  let printed = started;
   const timer = setInterval(async () => {
     const rows = perRow ? await views.zcount(keyIndex, since + 1, '+inf').catch(() => null) : null;
     const line = renderProgress({
@@ -114,13 +113,8 @@ async function watchProgress(views: Redis, prefix: string, view: string, tty: bo
       lastRows: lastRows ? Number(lastRows) : null,
       elapsedMs: Date.now() - started,
     });
-    if (tty) {
-      process.stderr.write(`\r\x1b[2K${line}`);
-      drawn = true;
-    } else if (Date.now() - printed >= 5000) {
-      process.stderr.write(`${line}\n`);
-      printed = Date.now();
-    }
+    process.stderr.write(`\r\x1b[2K${line}`);
+    drawn = true;
   }, 250);
   return () => {
     clearInterval(timer);
