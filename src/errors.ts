@@ -15,7 +15,9 @@ export type ErrorCode =
   | 'E_TIMEOUT'
   | 'E_JOB_FAILED'
   /** Redis did not answer in time, the client's circuit breaker is open, or the client is closed. */
-  | 'E_UNAVAILABLE';
+  | 'E_UNAVAILABLE'
+  /** The HTTP surface could not listen on VK_HTTP_HOST:VK_HTTP_PORT (in use, not allowed). */
+  | 'E_HTTP_LISTEN';
 
 /**
  * Every error viewkeeper raises on purpose. `message` is one line that says what happened, with the

@@ -20,8 +20,9 @@ execFileSync(
 );
 let copied = 0;
 for (const file of readdirSync(path.join(root, 'src'), { recursive: true, encoding: 'utf8' })) {
-  if (!file.endsWith('.lua')) continue;
+  // Lua scripts, and the status page's own files (served as they are, no build step).
+  if (!file.endsWith('.lua') && !file.startsWith(path.join('http', 'page') + path.sep)) continue;
   cpSync(path.join(root, 'src', file), path.join(dist, 'src', file));
   copied++;
 }
-process.stdout.write(`built dist/ (${copied} Lua scripts copied)\n`);
+process.stdout.write(`built dist/ (${copied} Lua scripts and page files copied)\n`);

@@ -289,6 +289,7 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
         throw new ViewkeeperError('E_BAD_PARAMS', `cached(${JSON.stringify(key)}) needs a loader function`);
       }
       const options = callOptions(raw);
+      core.hotKeys.record(keys.entry(key));
       if (options.useL1 && bus.subscribed) {
         const envelope = l1!.get(`c:${key}`) as L1Entry<CacheEnvelope<T>> | undefined;
         if (envelope && Date.now() < envelope.freshUntil) {

@@ -2,6 +2,7 @@ import { isViewkeeperError } from '../errors.ts';
 import type { clientKeys } from '../redis/keys.ts';
 import type { Guard } from './connection.ts';
 import type { EventBus } from './events.ts';
+import type { HotKeys } from './hot-keys.ts';
 import type { L1Cache } from './l1-cache.ts';
 import type { ClientLogger } from './options.ts';
 import type { ClientScripts } from './scripts.ts';
@@ -20,6 +21,8 @@ export interface ClientCore {
   l1TtlMs: number;
   bus: EventBus;
   stats: StatsRecorder;
+  /** Sampled reads, for the daemon's hot-key list. */
+  hotKeys: HotKeys;
   logger: ClientLogger;
   closed(): boolean;
   /** Keeps track of background work (early refreshes) so `close()` can wait for it briefly. */

@@ -11,6 +11,7 @@ import { createFailFastRedis, createGuard } from './connection.ts';
 import type { ClientCore } from './core.ts';
 import { createEventBus } from './events.ts';
 import type { ListReadOptions } from './group-views.ts';
+import { createHotKeys } from './hot-keys.ts';
 import { createL1 } from './l1-cache.ts';
 import { type ClientOptions, resolveClientOptions } from './options.ts';
 import { enqueueRefresh, waitForRefresh } from './refresh.ts';
@@ -206,6 +207,7 @@ export function createClient<const V extends ViewMap = ViewMap>(
   });
   const keys = clientKeys(prefix);
   const stats = createStats(keys.stats);
+  const hotKeys = createHotKeys(keys.hotKeys, resolved.hotKeySampleRate);
   const l1 = resolved.l1 ? createL1(resolved.l1) : undefined;
   const guard = createGuard(redis, {
     url: resolved.redisUrl,
@@ -241,6 +243,7 @@ export function createClient<const V extends ViewMap = ViewMap>(
     l1TtlMs: resolved.l1?.ttlMs ?? 0,
     bus,
     stats,
+    hotKeys,
     logger,
     closed: () => closing !== undefined,
     track(work) {
@@ -320,6 +323,7 @@ export function createClient<const V extends ViewMap = ViewMap>(
     // Counters are best effort: not sent through the guard, so they never trip the breaker.
     if (redis.status !== 'ready' || guard.breaker() !== 'closed') return;
     await stats.flush(redis);
+    await hotKeys.flush(redis);
   }
 
   async function step(name: string, work: () => Promise<unknown>, ms: number): Promise<void> {

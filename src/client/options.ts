@@ -84,6 +84,11 @@ export interface ClientOptions<V extends ViewMap = ViewMap> {
   cache?: CacheDefaults;
   /** How often counters are added to `{prefix}:client:stats` (ms); 0 = only on close. @defaultValue 5000 */
   statsFlushMs?: number;
+  /**
+   * Fraction of reads (views and `cached()`) whose key is counted for the daemon's hot-key list,
+   * added to `{prefix}:client:hot-keys` with the counters; 0 = off. @defaultValue 0.01
+   */
+  hotKeySampleRate?: number;
   /** Suffix of the connection names shown in `CLIENT LIST`. @defaultValue `process.pid` */
   name?: string;
   logger?: ClientLogger;
@@ -112,6 +117,7 @@ export interface ResolvedClientOptions {
   l1: Required<L1Options> | undefined;
   cache: ResolvedCacheDefaults;
   statsFlushMs: number;
+  hotKeySampleRate: number;
   name: string;
   logger: ClientLogger;
 }
@@ -137,6 +143,7 @@ export const CLIENT_DEFAULTS = {
     compressAbove: 1024,
   },
   statsFlushMs: 5000,
+  hotKeySampleRate: 0.01,
 } as const;
 
 const SILENT: ClientLogger = { debug() {}, warn() {} };
@@ -257,6 +264,13 @@ export function resolveClientOptions(options: ClientOptions<ViewMap>): ResolvedC
     l1,
     cache: resolveCacheOptions(options.cache, CLIENT_DEFAULTS.cache, 'cache.'),
     statsFlushMs: numberOption('statsFlushMs', options.statsFlushMs, CLIENT_DEFAULTS.statsFlushMs, 0),
+    hotKeySampleRate: numberOption(
+      'hotKeySampleRate',
+      options.hotKeySampleRate,
+      CLIENT_DEFAULTS.hotKeySampleRate,
+      0,
+      1,
+    ),
     name: options.name ?? String(process.pid),
     logger: options.logger ?? SILENT,
   };

@@ -197,6 +197,7 @@ export function createViewReader(
     empty: T | null,
   ): Promise<T | null> {
     const l1Key = `v:${spec.redisKey}|${spec.variant}`;
+    core.hotKeys.record(spec.redisKey);
     const local = l1?.get(l1Key);
     if (local && bus.subscribed && Date.now() < local.freshUntil) {
       stats.add('hits');

@@ -24,6 +24,11 @@ export interface ResolvedConfig {
   httpHost: string;
   /** Port of the HTTP surface; `undefined` = no HTTP server. @defaultValue unset */
   httpPort: number | undefined;
+  /**
+   * Bearer token every HTTP route but `/livez` and `/readyz` requires; `undefined` = open (allowed
+   * on a loopback `httpHost` only). @defaultValue unset
+   */
+  httpToken: string | undefined;
   /** pino level. @defaultValue `info` */
   logLevel: LogLevel;
   /** Refresh jobs one daemon runs at once. @defaultValue 4 */
@@ -108,6 +113,12 @@ function integer(env: Env, name: string, min: number, max: number): number | und
   return Number(value);
 }
 
+/** 127.0.0.0/8, ::1 and localhost: addresses no other machine can reach. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return bare === 'localhost' || bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+}
+
 /**
  * Turns environment variables into a validated {@link ResolvedConfig}. Throws `E_CONFIG` with one line
  * naming the variable and its (password-masked) value.
@@ -130,6 +141,22 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     throw invalid('VK_HTTP_HOST', httpHost, 'a host name or IP address');
   }
 
+  const httpPort = integer(env, 'VK_HTTP_PORT', 1, 65535);
+  const httpToken = read(env, 'VK_HTTP_TOKEN');
+  // The token's value is never echoed, not even masked: a near-miss would give most of it away.
+  if (httpToken !== undefined && !/^[\x21-\x7e]{16,512}$/.test(httpToken)) {
+    throw new ViewkeeperError(
+      'E_CONFIG',
+      'VK_HTTP_TOKEN is invalid: expected 16 to 512 printable characters without spaces (value not shown)',
+    );
+  }
+  if (httpPort !== undefined && httpToken === undefined && !isLoopback(httpHost)) {
+    throw new ViewkeeperError(
+      'E_CONFIG',
+      `VK_HTTP_HOST=${JSON.stringify(httpHost)} is not a loopback address: set VK_HTTP_TOKEN to serve HTTP on it, or bind 127.0.0.1`,
+    );
+  }
+
   return {
     databaseUrl: connectionUrl(
       env,
@@ -142,7 +169,8 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     prefix,
     jobsDir: path.resolve(cwd, read(env, 'VK_JOBS_DIR') ?? CONFIG_DEFAULTS.jobsDir),
     httpHost,
-    httpPort: integer(env, 'VK_HTTP_PORT', 1, 65535),
+    httpPort,
+    httpToken,
     logLevel: logLevel as LogLevel,
     refreshConcurrency: integer(env, 'VK_REFRESH_CONCURRENCY', 1, 256) ?? CONFIG_DEFAULTS.refreshConcurrency,
     jobLockMs: integer(env, 'VK_JOB_LOCK_MS', 1000, 600_000) ?? CONFIG_DEFAULTS.jobLockMs,

@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import { createCaptureDrainer } from '../capture/drainer.ts';
 import { captureProblems } from '../capture/install.ts';
 import { capturedTables, fullyCapturedViews } from '../capture/tables.ts';
@@ -8,7 +9,9 @@ import { CAPTURE_CHANNEL } from '../db/capture-outbox.ts';
 import { createDb } from '../db/create-db.ts';
 import { createListener } from '../db/listen.ts';
 import { describeError } from '../errors.ts';
+import { STATUS_QUEUES } from '../http/status-document.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { CHUNK_QUEUE } from '../queues/chunked-rebuild.ts';
 import { createQueue } from '../queues/factories.ts';
 import { createRefreshWorker } from '../queues/refresh-worker.ts';
 import { createWriteBehindWorker } from '../queues/write-behind-worker.ts';
@@ -17,8 +20,10 @@ import { createScheduler } from '../scheduler/scheduler.ts';
 import { createRefreshBacklog } from '../sinks/refresh-backlog.ts';
 import { createAuditor } from '../views/audit.ts';
 import { startAuditLoop } from '../views/audit-loop.ts';
+import { observeEngine } from '../views/observed-engine.ts';
 import { createRefreshEngine } from '../views/refresh-engine.ts';
 import { loadRegistry } from '../views/registry.ts';
+import type { Operations } from './operations.ts';
 import { createReleaseStack } from './release-stack.ts';
 
 export interface DaemonOptions {
@@ -26,6 +31,10 @@ export interface DaemonOptions {
   logger: Logger;
   /** How long a graceful stop waits for in-flight jobs before cancelling them. @defaultValue 30000 */
   shutdownTimeoutMs?: number;
+  /** A worker loop silent this long while it has work turns /readyz red. @defaultValue 60000 */
+  stallMs?: number;
+  /** How often the status page's charts get a point. @defaultValue 5000 */
+  sampleIntervalMs?: number;
 }
 
 export interface Daemon {
@@ -35,7 +44,11 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-export const DAEMON_DEFAULTS = { shutdownTimeoutMs: 30_000 } as const;
+export const DAEMON_DEFAULTS = {
+  shutdownTimeoutMs: 30_000,
+  stallMs: 60_000,
+  sampleIntervalMs: 5000,
+} as const;
 
 /** The composition root: the only place concrete dependencies are created and wired together. */
 export function createDaemon(options: DaemonOptions): Daemon {
@@ -43,12 +56,27 @@ export function createDaemon(options: DaemonOptions): Daemon {
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? DAEMON_DEFAULTS.shutdownTimeoutMs;
   const releases = createReleaseStack(logger);
   let stopping: Promise<void> | undefined;
+  let ops: Operations | undefined;
 
   return {
     async start() {
       try {
         // Definitions first: a broken view file should stop start-up before anything connects.
         const registry = await loadRegistry(config.jobsDir);
+
+        // The HTTP surface listens before anything connects (a taken port stops start-up at once);
+        // its modules load only when it is configured.
+        const { httpPort } = config;
+        if (httpPort !== undefined) {
+          const { startOperations } = await import('./operations.ts');
+          ops = await startOperations({
+            config: { ...config, httpPort },
+            logger,
+            releases,
+            stallMs: options.stallMs ?? DAEMON_DEFAULTS.stallMs,
+            sampleIntervalMs: options.sampleIntervalMs ?? DAEMON_DEFAULTS.sampleIntervalMs,
+          });
+        }
 
         const db = createDb(config.databaseUrl, {
           applicationName: 'viewkeeper-daemon',
@@ -69,15 +97,50 @@ export function createDaemon(options: DaemonOptions): Daemon {
         await connectRedis(queue, config.queueRedisUrl, 'QUEUE_REDIS_URL');
         await warnOnEvictionPolicy(queue, logger, 'queue');
 
+        // A Queue without an 'error' listener prints raw stacks while Redis is away: log one line.
+        const watched = (handle: Queue) =>
+          handle.on('error', (error) =>
+            logger.warn({ queue: handle.name, reason: describeError(error) }, 'queue connection error'),
+          );
+        const refreshQueue = watched(createQueue(QUEUES.refresh, queue, config.prefix));
+        releases.push('refresh queue', () => refreshQueue.close());
+
+        let instruments: ReturnType<Operations['instrument']> | undefined;
+        if (ops) {
+          ops.probes.postgres = () => db.ping();
+          ops.probes['views redis'] = () => views.ping();
+          ops.probes['queue redis'] = () => queue.ping();
+          ops.setRefreshBacklog(() => refreshQueue.getWaitingCount());
+          // Metrics and the page also watch the write-behind queue, and bull-board the chunk queue.
+          const queues: Record<string, Queue> = { [QUEUES.refresh]: refreshQueue };
+          for (const name of STATUS_QUEUES.filter((name) => name !== QUEUES.refresh)) {
+            const handle = watched(createQueue(name, queue, config.prefix));
+            releases.push(`${name} queue`, () => handle.close());
+            queues[name] = handle;
+          }
+          const chunkQueue = watched(createQueue(CHUNK_QUEUE, queue, config.prefix));
+          releases.push('chunk queue (board)', () => chunkQueue.close());
+          instruments = ops.instrument({
+            registry,
+            views,
+            queue,
+            db: db.db,
+            queues,
+            internalQueues: [chunkQueue],
+          });
+        }
+        const progress = ops?.progress;
+
         // Run locks share the job lock lifetime: a dead daemon's (view, params) is free again as soon as
         // its jobs are (write-behind refreshes retry on a held lock).
-        const engine = createRefreshEngine({
+        const bare = createRefreshEngine({
           db: db.db,
           redis: views,
           prefix: config.prefix,
           logger,
           lockTtlMs: config.jobLockMs,
         });
+        const engine = instruments ? observeEngine(bare, instruments.refresh) : bare;
         const worker = createRefreshWorker({
           connection: queue,
           prefix: config.prefix,
@@ -86,6 +149,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
           concurrency: config.refreshConcurrency,
           lockDurationMs: config.jobLockMs,
           logger,
+          onActivity: progress && (() => progress.refresh.beat()),
         });
         releases.push('refresh worker', () => worker.close(shutdownTimeoutMs));
 
@@ -128,6 +192,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
           lockDurationMs: config.jobLockMs,
           refreshConcurrency: config.refreshConcurrency * 2,
           logger,
+          observer: instruments?.writeBehind,
+          heartbeat: progress && ((loop) => progress[`write-behind ${loop}`].beat()),
         });
         releases.push('write-behind worker', () => writeBehind.close(shutdownTimeoutMs));
 
@@ -162,8 +228,6 @@ export function createDaemon(options: DaemonOptions): Daemon {
           drainer.start();
         }
 
-        const refreshQueue = createQueue(QUEUES.refresh, queue, config.prefix);
-        releases.push('refresh queue', () => refreshQueue.close());
         const scheduler = createScheduler({
           registry,
           queue: refreshQueue,
@@ -171,6 +235,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
           views,
           prefix: config.prefix,
           logger,
+          onTick: instruments?.tick,
         });
         releases.push('scheduler', () => scheduler.stop());
         await scheduler.start();
@@ -187,6 +252,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
           releases.push('drift audit', () => audits.stop());
         }
 
+        instruments?.attach();
+        ops?.readiness.started();
         logger.info(
           {
             prefix: config.prefix,
@@ -194,6 +261,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
             sinks: [...registry.others.values()].filter((d) => d.kind === 'sink').map((d) => d.name),
             concurrency: config.refreshConcurrency,
             captured: [...tables.keys()],
+            http: ops ? `${config.httpHost}:${ops.port}` : undefined,
           },
           'daemon started',
         );
@@ -203,6 +271,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
       }
     },
     stop() {
+      // Not ready from the first signal on, while everything still runs: load balancers drain first.
+      ops?.readiness.stopping();
       stopping ??= (async () => {
         logger.info('daemon stopping');
         await releases.release();

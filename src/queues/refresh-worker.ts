@@ -34,6 +34,11 @@ export interface RefreshWorkerOptions {
   maxStarts?: number;
   /** How long a job's lock lives without renewal (a dead daemon's jobs are retried after about this). @defaultValue 15000 */
   lockDurationMs?: number;
+  /**
+   * Called whenever a worker takes, finishes or fails a job or finds its queue empty: the readiness
+   * check's evidence that the fetch loop still turns (a worker can wedge after a reconnect).
+   */
+  onActivity?: () => void;
 }
 
 export interface RefreshWorker {
@@ -70,6 +75,7 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
   const maxStarts = options.maxStarts ?? 25;
   const lockDuration = options.lockDurationMs ?? 15_000;
   const chunkQueue = createQueue(CHUNK_QUEUE, connection, prefix) as import('bullmq').Queue<ChunkJobData>;
+  chunkQueue.on('error', (error) => logger.warn({ reason: describeError(error) }, 'chunk queue error'));
   const coverage = createCoverage(connection, prefix);
   const chunked = createChunkedRebuild({ engine, registry, redis: connection, chunkQueue, prefix, logger });
   const slots = createSlots(options.concurrency);
@@ -180,6 +186,9 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
   ];
   for (const worker of workers) {
     worker.on('error', (error) => logger.warn({ reason: describeError(error) }, 'refresh worker error'));
+    const activity = options.onActivity;
+    if (activity)
+      for (const event of ['active', 'completed', 'failed', 'drained'] as const) worker.on(event, activity);
   }
 
   let closing: Promise<void> | undefined;

@@ -60,6 +60,23 @@ export interface WriteBehindWorkerOptions {
    * (the captured changes of that transaction refresh them; refreshing here too would double the work).
    */
   leaveToCapture?: CommitBatchOptions['leaveToCapture'];
+  /** Told about every batch (metrics); must not throw. */
+  observer?: WriteBehindObserver;
+  /** Called on every turn of the fetch and commit loops: a loop that stops turning is wedged. */
+  heartbeat?: (loop: 'fetch' | 'commit') => void;
+}
+
+/** What the operations surface learns from the write-behind worker: counts by sink, no op content. */
+export interface WriteBehindObserver {
+  /** Ops of sinks that did not validate (the job failed at once, nothing written). */
+  rejected(sink: string, ops: number): void;
+  /** A committed batch: per sink, ops applied, skipped as duplicates and refused by the database. */
+  committed(
+    seconds: number,
+    bySink: Map<string, { applied: number; duplicates: number; failed: number }>,
+  ): void;
+  /** A batch given back to the queue after its commit failed. */
+  givenBack(seconds: number): void;
 }
 
 export interface WriteBehindWorker {
@@ -171,6 +188,9 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
 
   function reject(job: WriteJob, token: string, reason: string): void {
     logger.warn({ jobId: job.id, sink: job.name, reason }, 'rejected write-behind job');
+    // Only a known sink's name becomes a label: a job can carry any name.
+    const ops = Array.isArray(job.data?.ops) ? job.data.ops.length : 1;
+    options.observer?.rejected(sinks.has(job.name) ? job.name : 'unknown', ops);
     track(
       job
         .moveToFailed(new UnrecoverableError(reason), token, false)
@@ -212,6 +232,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
 
   async function fetchLoop(): Promise<void> {
     while (!stopping) {
+      options.heartbeat?.('fetch');
       if (openOps >= maxBatchOps) {
         await nap(1000, (wake) => {
           wakeFetcher = wake;
@@ -247,6 +268,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
     // the next (Postgres); stages run one at a time, in batch order.
     let finishing: Promise<void> = Promise.resolve();
     for (;;) {
+      options.heartbeat?.('commit');
       if (open.length === 0) {
         if (!fetching) break;
         await nap(1000, (wake) => {
@@ -274,9 +296,11 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
         const started = performance.now();
         const outcome = await commitStage(batch);
         if (!outcome) {
+          options.observer?.givenBack((performance.now() - started) / 1000);
           release();
           continue;
         }
+        observeCommit(batch, outcome, (performance.now() - started) / 1000);
         const committedMs = Math.round(performance.now() - started);
         const previous = finishing;
         finishing = previous
@@ -290,6 +314,22 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
       }
     }
     await finishing;
+  }
+
+  function observeCommit(batch: Held[], outcome: BatchOutcome<Held>, seconds: number): void {
+    if (!options.observer) return;
+    const bySink = new Map<string, { applied: number; duplicates: number; failed: number }>();
+    for (const entry of batch) {
+      const result = outcome.jobs.get(entry);
+      if (!result) continue;
+      const sink = entry.request.sink.name;
+      const counts = bySink.get(sink) ?? { applied: 0, duplicates: 0, failed: 0 };
+      counts.applied += result.applied;
+      counts.duplicates += result.duplicates;
+      counts.failed += result.rejected.length;
+      bySink.set(sink, counts);
+    }
+    options.observer.committed(seconds, bySink);
   }
 
   /** Commits the batch (retrying transient failures); undefined when the jobs were given back. */

@@ -82,6 +82,11 @@ export function clientKeys(prefix: string) {
     tag: (tag: string) => `${prefix}:tag:${tag}`,
     /** Hash of counters every client adds to: hits, misses, stale_served, l1_hits, loader_calls, errors. */
     stats: `${prefix}:client:stats`,
+    /**
+     * Sorted set of sampled reads: member = the Redis key read, score = estimated reads. Clients add
+     * to it and trim it to its top HOT_KEYS_KEPT; the daemon reads its top for the status page.
+     */
+    hotKeys: `${prefix}:client:hot-keys`,
   };
 }
 

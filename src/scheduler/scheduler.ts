@@ -20,6 +20,11 @@ export interface SchedulerOptions {
   views: Redis;
   prefix: string;
   logger: Logger;
+  /**
+   * Told about every cron tick of every view: `enqueued` (this daemon won the tick), `claimed`
+   * (another daemon did) or `failed`. Must not throw.
+   */
+  onTick?: (view: string, outcome: 'enqueued' | 'claimed' | 'failed') => void;
 }
 
 export interface Scheduler {
@@ -91,11 +96,16 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
 
   async function tick(view: ViewDefinition, slot: Date): Promise<void> {
     try {
-      if (!(await claim('cron', view, slot))) return;
+      if (!(await claim('cron', view, slot))) {
+        options.onTick?.(view.name, 'claimed');
+        return;
+      }
       await enqueue('cron', view, slot);
+      options.onTick?.(view.name, 'enqueued');
       logger.debug({ view: view.name, slot: slot.toISOString() }, 'scheduled rebuild enqueued');
       await warnIfOverrunning(view, slot);
     } catch (error) {
+      options.onTick?.(view.name, 'failed');
       logger.error(
         { view: view.name, slot: slot.toISOString(), reason: describeError(error) },
         'scheduled tick failed',

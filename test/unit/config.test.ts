@@ -24,6 +24,7 @@ describe('resolveConfig', () => {
       jobsDir: path.resolve('/srv/app', 'jobs'),
       httpHost: '127.0.0.1',
       httpPort: undefined,
+      httpToken: undefined,
       logLevel: 'info',
       refreshConcurrency: 4,
       jobLockMs: 15000,
@@ -77,6 +78,31 @@ describe('resolveConfig', () => {
     const message = configError({ REDIS_URL: 'redis://user:hunter2@cache/not-a-number' });
     expect(message).toContain('REDIS_URL');
     expect(message).toContain('user:***@cache');
+    expect(message).not.toContain('hunter2');
+  });
+
+  it('refuses to serve HTTP beyond loopback without VK_HTTP_TOKEN, naming the host', () => {
+    const message = configError({ VK_HTTP_HOST: '0.0.0.0', VK_HTTP_PORT: '8080' });
+    expect(message).toContain('VK_HTTP_HOST="0.0.0.0"');
+    expect(message).toContain('VK_HTTP_TOKEN');
+    expect(message).not.toContain('\n');
+  });
+
+  it('serves HTTP beyond loopback with a token, and on any loopback address without one', () => {
+    const token = 'correct-horse-battery-staple';
+    expect(
+      resolveConfig({ VK_HTTP_HOST: '0.0.0.0', VK_HTTP_PORT: '8080', VK_HTTP_TOKEN: token }).httpToken,
+    ).toBe(token);
+    for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]']) {
+      expect(resolveConfig({ VK_HTTP_HOST: host, VK_HTTP_PORT: '8080' }).httpPort).toBe(8080);
+    }
+    // No listener, nothing exposed: a wide host alone is not an error.
+    expect(resolveConfig({ VK_HTTP_HOST: '0.0.0.0' }).httpPort).toBeUndefined();
+  });
+
+  it('refuses a short VK_HTTP_TOKEN without ever printing it', () => {
+    const message = configError({ VK_HTTP_TOKEN: 'hunter2' });
+    expect(message).toContain('VK_HTTP_TOKEN');
     expect(message).not.toContain('hunter2');
   });
 });

@@ -68,6 +68,7 @@ const KNOWN_VARIABLES = new Set([
   'VK_JOBS_DIR',
   'VK_HTTP_HOST',
   'VK_HTTP_PORT',
+  'VK_HTTP_TOKEN',
   'LOG_LEVEL',
   'VK_REFRESH_CONCURRENCY',
   'NODE_ENV',
@@ -140,8 +141,24 @@ describe('docker-compose.yml', () => {
     expect(config.queueRedisUrl).not.toBe(config.redisUrl);
   });
 
-  it('leaves the HTTP surface off', () => {
-    expect(resolveConfig(environment('viewkeeper'), '/app').httpPort).toBeUndefined();
+  it('serves the HTTP surface on the container loopback, where no token is needed', () => {
+    const config = resolveConfig(environment('viewkeeper'), '/app');
+    expect(config.httpPort).toBeGreaterThan(0);
+    expect(config.httpHost).toBe('127.0.0.1');
+  });
+
+  it('checks the daemon through /readyz on its port, with a command the node:24-slim image has', () => {
+    const healthcheck = service('viewkeeper').healthcheck;
+    const test = healthcheck?.test;
+    expect(Array.isArray(test), 'exec form, no shell needed').toBe(true);
+    const [kind, program, ...args] = test as string[];
+    expect(kind).toBe('CMD');
+    // node:24-slim ships node but neither curl nor wget.
+    expect(program).toBe('node');
+    expect(args[0]).toBe('-e');
+    const port = resolveConfig(environment('viewkeeper'), '/app').httpPort;
+    expect(args[1]).toContain(`fetch('http://127.0.0.1:${port}/readyz')`);
+    expect(args[1]).toMatch(/process\.exit\(r\.ok \? 0 : 1\)/);
   });
 
   it('publishes every port on 127.0.0.1 only', () => {

@@ -1,18 +1,21 @@
+import type { Redis } from 'ioredis';
 import { enqueueRefresh, waitForRefresh } from '../../client/refresh.ts';
 import { loadConfig } from '../../config/config.ts';
 import type { RefreshJobResult } from '../../contract.ts';
 import { QUEUES } from '../../contract.ts';
-import { chunkStateKey } from '../../queues/chunked-rebuild.ts';
 import { createQueue, createQueueEvents } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
+import { viewKeys } from '../../redis/keys.ts';
 import { type CommandIo, defineCommand, integerFlag, usageError } from '../command.ts';
+import { renderProgress } from '../progress-bar.ts';
 import { refreshParams } from '../refresh-params.ts';
 
 export const refreshCommand = defineCommand({
   name: 'refresh',
   summary:
     'Enqueues a refresh of a view on the refresh queue (the same path other apps use): a full rebuild, with --param only the key those params select, or with --key a bulk refresh of many keys.',
-  usage: 'refresh <view> [--param name=value]… | [--key name=value|JSON]… [--wait] [--timeout seconds]',
+  usage:
+    'refresh <view> [--param name=value]… | [--key name=value|JSON]… [--wait] [--timeout seconds] [--json]',
   help: [
     '  --param name=value  narrow to a partial refresh of one key (repeat for each param; each name once);',
     '                      values are validated by the daemon',
@@ -20,12 +23,17 @@ export const refreshCommand = defineCommand({
     '                      params give a JSON object: --key \'{"org_id":1,"user_id":2}\'',
     '  --wait              wait for the run, print rows and duration; exit 1 with the reason if it failed',
     '  --timeout seconds   how long --wait waits (default 60)',
+    '  --json              print the result of --wait as one JSON object (no progress bar)',
+    '',
+    'With --wait on a terminal, a full rebuild shows a progress bar on stderr: rows written so far',
+    "against the last rebuild's rows, elapsed time and ETA (off a terminal: only the result line).",
   ],
   options: {
     param: { type: 'string', multiple: true },
     key: { type: 'string', multiple: true },
     wait: { type: 'boolean' },
     timeout: { type: 'string' },
+    json: { type: 'boolean' },
   },
   allowPositionals: true,
   async run(input, io) {
@@ -40,12 +48,18 @@ export const refreshCommand = defineCommand({
     const config = loadConfig();
 
     const connection = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
+    // Progress is read from the views Redis (key index and metadata).
+    const views =
+      input.values.wait && config.redisUrl !== config.queueRedisUrl
+        ? createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` })
+        : connection;
     const queue = createQueue(QUEUES.refresh, connection, config.prefix);
     const events = input.values.wait
       ? createQueueEvents(QUEUES.refresh, connection, config.prefix)
       : undefined;
     try {
       await connectRedis(connection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
+      if (views !== connection) await connectRedis(views, config.redisUrl, 'REDIS_URL');
       // Subscribe before enqueueing so the completion cannot slip past.
       if (events) await events.waitUntilReady();
       // --wait gets a job of its own: a coalesced request would have to wait on someone else's job.
@@ -57,10 +71,17 @@ export const refreshCommand = defineCommand({
         io.out(`enqueued ${what} of ${view} (job ${job.id})`);
         return 0;
       }
-      const stopProgress = process.stderr.isTTY
-        ? showChunkProgress(connection, chunkStateKey(config.prefix, job.id!))
-        : undefined;
+      // Partial refreshes are a few keys: nothing to watch. Off a terminal (and with --json) the
+      // output stays plain: the result line only.
+      const stopProgress =
+        params || input.values.json || !process.stderr.isTTY
+          ? undefined
+          : await watchProgress(views, config.prefix, view);
       const result = await waitForRefresh(job, events, timeoutSeconds * 1000).finally(() => stopProgress?.());
+      if (input.values.json) {
+        io.out(JSON.stringify(result));
+        return 0;
+      }
       if (result.entries) return reportBulk(view, result, io);
       io.out(
         `refreshed ${view} (${result.kind}): ${result.rows} rows in ${result.ms} ms, version ${result.version}${result.superseded ? ' (superseded by a newer rebuild)' : ''}`,
@@ -70,6 +91,7 @@ export const refreshCommand = defineCommand({
       await events?.close().catch(() => undefined);
       await queue.close().catch(() => undefined);
       await closeRedis(connection);
+      if (views !== connection) await closeRedis(views);
     }
   },
 });
@@ -86,21 +108,28 @@ function reportBulk(view: string, result: RefreshJobResult, io: CommandIo): numb
 }
 
 /**
- * Draws `[#####.....] 3/10 chunks` on the terminal while a chunked rebuild runs (nothing for views
- * that are not chunked). Returns the function that stops it and clears the line.
+ * Watches a full rebuild from outside: the view's key index counts the keys written by runs whose
+ * sequence is above the one the view had when the request was made (this run, and any partial
+ * refresh meanwhile: close enough for a progress bar), against the rows of its last full rebuild.
+ * It redraws one line of the terminal; returns the function that stops it and clears the line.
  */
-function showChunkProgress(redis: import('ioredis').Redis, key: string): () => void {
+async function watchProgress(views: Redis, prefix: string, view: string): Promise<() => void> {
+  const { meta, keyIndex } = viewKeys(prefix, view);
+  const [seq, lastRows] = await views.hmget(meta, 'seq', 'rows');
+  const since = Number(seq ?? 0);
+  const perRow = (await views.exists(keyIndex)) === 1 || since === 0;
+  const started = Date.now();
   let drawn = false;
   const timer = setInterval(async () => {
-    const state = await redis.hmget(key, 'done', 'total').catch(() => [null, null]);
-    const total = Number(state[1] ?? 0);
-    if (!total) return;
-    const done = Number(state[0] ?? 0);
-    const width = 30;
-    const filled = Math.round((done / total) * width);
-    process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} chunks`);
+    const rows = perRow ? await views.zcount(keyIndex, since + 1, '+inf').catch(() => null) : null;
+    const line = renderProgress({
+      rows,
+      lastRows: lastRows ? Number(lastRows) : null,
+      elapsedMs: Date.now() - started,
+    });
+    process.stderr.write(`\r\x1b[2K${line}`);
     drawn = true;
-  }, 200);
+  }, 250);
   return () => {
     clearInterval(timer);
     if (drawn) process.stderr.write('\r\x1b[2K');

@@ -43,6 +43,13 @@ const VARIABLES: { name: string; value: string; about: string[] }[] = [
   },
   { name: 'VK_HTTP_PORT', value: '', about: ['Port of that surface; empty = no listener.'] },
   {
+    name: 'VK_HTTP_TOKEN',
+    value: '',
+    about: [
+      'Bearer token for every route but /livez and /readyz; required when VK_HTTP_HOST is not loopback.',
+    ],
+  },
+  {
     name: 'VK_REFRESH_CONCURRENCY',
     value: String(CONFIG_DEFAULTS.refreshConcurrency),
     about: ['Refresh runs one daemon makes at once (1-256).'],
