@@ -1,6 +1,7 @@
 import type { ResolvedConfig } from '../config/config.ts';
 import { QUEUES } from '../contract.ts';
 import { createDb } from '../db/create-db.ts';
+import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { createQueue } from '../queues/factories.ts';
 import { createRefreshWorker } from '../queues/refresh-worker.ts';
@@ -44,6 +45,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
           applicationName: 'viewkeeper-daemon',
           // refresh jobs + write-behind refreshes (2 × concurrency) + one write-behind commit + spare
           max: Math.max(4, config.refreshConcurrency * 3 + 2),
+          // The work that used the connection fails transiently and is retried; the pool reconnects.
+          onConnectionError: (error) =>
+            logger.warn(
+              { reason: describeError(error) },
+              'postgres connection lost; work on it will be retried',
+            ),
         });
         releases.push('postgres pool', () => db.close());
         await db.ping();
@@ -55,7 +62,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
         const queue = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:queue` });
         releases.push('queue redis', () => closeRedis(queue));
-        await connectRedis(queue, config.queueRedisUrl, 'QUEUE_REDIS_URL');
+        await connectRedis(queue, config.queueRedisUrl, config.queueRedisVariable);
         await warnOnEvictionPolicy(queue, logger, 'queue');
 
         // Run locks share the job lock lifetime: a dead daemon's (view, params) is free again as soon as
@@ -91,7 +98,9 @@ export function createDaemon(options: DaemonOptions): Daemon {
         });
         releases.push('write-behind worker', () => writeBehind.close(shutdownTimeoutMs));
 
-        const refreshQueue = createQueue(QUEUES.refresh, queue, config.prefix);
+        const refreshQueue = createQueue(QUEUES.refresh, queue, config.prefix, undefined, (error) =>
+          logger.debug({ reason: describeError(error) }, 'refresh queue connection error'),
+        );
         releases.push('refresh queue', () => refreshQueue.close());
         const scheduler = createScheduler({
           registry,

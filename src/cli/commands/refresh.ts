@@ -1,10 +1,22 @@
+import type { Queue, QueueEvents } from 'bullmq';
 import { enqueueRefresh, waitForRefresh } from '../../client/refresh.ts';
 import { loadConfig } from '../../config/config.ts';
+import { endpointOf } from '../../config/redact.ts';
 import { QUEUES } from '../../contract.ts';
+import { ViewkeeperError } from '../../errors.ts';
 import { chunkStateKey } from '../../queues/chunked-rebuild.ts';
 import { createQueue, createQueueEvents } from '../../queues/factories.ts';
+import { parseRefreshJob } from '../../queues/refresh-payload.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
-import { defineCommand, integerFlag, usageError } from '../command.ts';
+import { loadRegistry } from '../../views/registry.ts';
+import {
+  CLOSE_TIMEOUT_MS,
+  CONNECT_TIMEOUT_MS,
+  defineCommand,
+  integerFlag,
+  usageError,
+  within,
+} from '../command.ts';
 
 function parseParams(values: string[] | undefined): Record<string, string> | undefined {
   if (!values || values.length === 0) return undefined;
@@ -39,38 +51,86 @@ export const refreshCommand = defineCommand({
     if (extra.length > 0) throw usageError(`unexpected argument ${JSON.stringify(extra[0])}`);
     const params = parseParams(input.values.param as string[] | undefined);
     const timeoutSeconds = integerFlag(input, 'timeout', 1, 86_400) ?? 60;
+    const wait = input.values.wait === true;
     const config = loadConfig();
+    await checkRequest(config.jobsDir, view, params);
 
+    // The whole command is bounded: --timeout with --wait, a few seconds to reach Redis without.
+    const deadline = Date.now() + (wait ? timeoutSeconds * 1000 : CONNECT_TIMEOUT_MS);
+    const remaining = () => Math.max(1, deadline - Date.now());
+    const variable = config.queueRedisVariable;
     const connection = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
-    const queue = createQueue(QUEUES.refresh, connection, config.prefix);
-    const events = input.values.wait
-      ? createQueueEvents(QUEUES.refresh, connection, config.prefix)
-      : undefined;
+    let queue: Queue | undefined;
+    let events: QueueEvents | undefined;
     try {
-      await connectRedis(connection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
-      // Subscribe before enqueueing so the completion cannot slip past.
-      if (events) await events.waitUntilReady();
-      // --wait gets a job of its own: a coalesced request would have to wait on someone else's job.
-      const job = await enqueueRefresh(queue, view, params, { reason: 'cli', coalesce: !events });
-      if (!events) {
+      await connectRedis(
+        connection,
+        config.queueRedisUrl,
+        variable,
+        Math.min(remaining(), CONNECT_TIMEOUT_MS),
+      );
+      queue = createQueue(QUEUES.refresh, connection, config.prefix);
+      if (!wait) {
+        const job = await within(enqueueRefresh(queue, view, params, { reason: 'cli' }), remaining(), () =>
+          lost(config.queueRedisUrl, variable, 'enqueue the refresh'),
+        );
         io.out(`enqueued ${params ? 'partial' : 'full'} refresh of ${view} (job ${job.id})`);
         return 0;
       }
+      events = createQueueEvents(QUEUES.refresh, connection, config.prefix);
+      // Subscribe before enqueueing so the completion cannot slip past.
+      await within(events.waitUntilReady(), remaining(), () =>
+        lost(config.queueRedisUrl, variable, 'listen for the result'),
+      );
+      // --wait gets a job of its own: a coalesced request would have to wait on someone else's job.
+      const job = await within(
+        enqueueRefresh(queue, view, params, { reason: 'cli', coalesce: false }),
+        remaining(),
+        () => lost(config.queueRedisUrl, variable, 'enqueue the refresh'),
+      );
       const stopProgress = process.stderr.isTTY
         ? showChunkProgress(connection, chunkStateKey(config.prefix, job.id!))
         : undefined;
-      const result = await waitForRefresh(job, events, timeoutSeconds * 1000).finally(() => stopProgress?.());
+      const result = await waitForRefresh(job, events, remaining()).finally(() => stopProgress?.());
       io.out(
         `refreshed ${view} (${result.kind}): ${result.rows} rows in ${result.ms} ms, version ${result.version}${result.superseded ? ' (superseded by a newer rebuild)' : ''}`,
       );
       return 0;
     } finally {
-      await events?.close().catch(() => undefined);
-      await queue.close().catch(() => undefined);
+      // Bounded: a Redis that went away must not hold the command past its deadline.
+      await within(events?.close() ?? Promise.resolve(), CLOSE_TIMEOUT_MS, () => new Error('close')).catch(
+        () => events?.disconnect().catch(() => undefined),
+      );
+      await within(queue?.close() ?? Promise.resolve(), CLOSE_TIMEOUT_MS, () => new Error('close')).catch(
+        () => undefined,
+      );
       await closeRedis(connection);
     }
   },
 });
+
+/**
+ * When the definitions can be loaded (VK_JOBS_DIR), refuses an unknown view or bad params before
+ * anything is enqueued, with the reason the daemon would give (exit 2). Without definitions the
+ * daemon is the judge, as for any other producer.
+ */
+async function checkRequest(
+  jobsDir: string,
+  view: string,
+  params: Record<string, string> | undefined,
+): Promise<void> {
+  const registry = await loadRegistry(jobsDir).catch(() => undefined);
+  if (!registry || registry.views.size === 0) return;
+  parseRefreshJob(registry, view, params ? { params } : {});
+}
+
+/** Redis answered the connect, then not in time: one line, like a failed connect. */
+function lost(url: string, variable: string, what: string): Error {
+  return new ViewkeeperError(
+    'E_TIMEOUT',
+    `Redis at ${endpointOf(url, 6379)} (${variable}) did not let the command ${what} in time; check that it is up, or give --wait a longer --timeout`,
+  );
+}
 
 /**
  * Draws `[#####.....] 3/10 chunks` on the terminal while a chunked rebuild runs (nothing for views

@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import { sql } from 'kysely';
 import { loadConfig } from '../../config/config.ts';
 import { QUEUES } from '../../contract.ts';
@@ -7,7 +8,7 @@ import { closeRedis, connectRedis, createRedis } from '../../redis/connections.t
 import { viewKeys } from '../../redis/keys.ts';
 import { nextSlot } from '../../scheduler/cron.ts';
 import { loadRegistry } from '../../views/registry.ts';
-import { defineCommand } from '../command.ts';
+import { CLOSE_TIMEOUT_MS, defineCommand, within } from '../command.ts';
 
 const COUNTED_STATES = ['waiting', 'active', 'delayed', 'failed', 'completed'] as const;
 
@@ -34,12 +35,13 @@ export const statusCommand = defineCommand({
       config.queueRedisUrl === config.redisUrl
         ? views
         : createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
-    const queue = createQueue(QUEUES.refresh, queueConnection, config.prefix);
     const db = createDb(config.databaseUrl, { max: 1 });
+    let queue: Queue | undefined;
     try {
       await connectRedis(views, config.redisUrl, 'REDIS_URL');
-      await connectRedis(queueConnection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
+      await connectRedis(queueConnection, config.queueRedisUrl, config.queueRedisVariable);
       await db.ping();
+      queue = createQueue(QUEUES.refresh, queueConnection, config.prefix);
       const names = [...registry.views.keys()].sort();
       const pipeline = views.pipeline();
       for (const name of names) pipeline.hgetall(viewKeys(config.prefix, name).meta);
@@ -129,7 +131,9 @@ export const statusCommand = defineCommand({
       );
       return 0;
     } finally {
-      await queue.close().catch(() => undefined);
+      await within(queue?.close() ?? Promise.resolve(), CLOSE_TIMEOUT_MS, () => new Error('close')).catch(
+        () => undefined,
+      );
       await closeRedis(views);
       if (queueConnection !== views) await closeRedis(queueConnection);
       await db.close();
