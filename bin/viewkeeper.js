@@ -20,3 +20,6 @@ const { main, guardProcessOutput } = await import(entry.href);
 guardProcessOutput();
 const debug = /^(debug|trace)$/i.test(process.env.LOG_LEVEL ?? '');
 process.exitCode = await main(process.argv.slice(2), undefined, debug);
+// The command is done: a connection a library still holds open (a reconnect timer) must not keep
+// the process alive. Normally it exits by itself before this fires.
+setTimeout(() => process.exit(), 1000).unref();
