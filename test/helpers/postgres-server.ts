@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -53,9 +53,23 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
   })
     .map(([name, value]) => `-c ${name}=${value}`)
     .join(' ');
+  // A test process that exits without calling stop() (a crash, a forgotten teardown) still stops it.
+  const onExit = () => {
+    if (stopped) return;
+    stopped = true;
+    const args = [path.join(BIN, 'pg_ctl'), '-D', data, 'stop', '-m', 'immediate'];
+    try {
+      if (process.getuid?.() === 0)
+        execFileSync('runuser', ['-u', 'postgres', '--', ...args], { stdio: 'ignore' });
+      else execFileSync(args[0]!, args.slice(1), { stdio: 'ignore' });
+    } catch {}
+    rmSync(root, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', onExit);
     await ctl('stop', '-m', 'immediate').catch(() => undefined);
     rmSync(root, { recursive: true, force: true });
   };
