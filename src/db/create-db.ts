@@ -1,7 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import Cursor from 'pg-cursor';
 import { connectFailure } from '../connect-failure.ts';
+import { ResilientCursor } from './cursor.ts';
 import type { ViewkeeperDatabase } from './schema.ts';
 
 export interface DbOptions {
@@ -44,14 +44,15 @@ export function createDb<DB = ViewkeeperDatabase>(
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     application_name: options.applicationName ?? 'viewkeeper',
   });
-  // A client that loses its server emits 'error': an idle one on the pool, a checked-out one (a query,
-  // a cursor, a transaction between statements) on itself, where the pool listens no more. Without a
-  // listener Node exits; with one the query in flight fails (transiently) and the pool replaces the
-  // client when it is released.
+  // A client that loses its server emits 'error' on itself, idle or checked out (a query, a cursor, a
+  // transaction between statements); the pool forwards only idle clients' errors, and nobody listens
+  // to a checked-out client. Without a listener Node exits; with one the query in flight fails
+  // (transiently) and the pool replaces the client when it is released. Told once per client: the
+  // pool's copy of an idle client's error is dropped.
   const onConnectionError = options.onConnectionError ?? (() => {});
-  pool.on('error', (error) => onConnectionError(error));
+  pool.on('error', () => {});
   pool.on('connect', (client) => client.on('error', (error) => onConnectionError(error)));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool, cursor: ResilientCursor }) });
   let closing: Promise<void> | undefined;
 
   return {

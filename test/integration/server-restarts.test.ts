@@ -33,10 +33,15 @@ const PASSWORD = 'restart-secret-9f2';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 type Db = DbHandle<Database & import('../../src/db/schema.ts').ViewkeeperDatabase>;
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function until(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  detail: () => string = () => '',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms ${detail()}`);
     await sleep(100);
   }
 }
@@ -160,10 +165,12 @@ async function streamThrough(stack: Stack, disturb: () => Promise<void>): Promis
 
   let produced = 0;
   let stop = false;
+  let disturbed = false;
   const opIds: string[] = [];
   async function produce(index: number): Promise<void> {
     let n = 0;
-    for (let done = 0; done < OPS / PRODUCERS; done += CHUNK) {
+    // At least OPS in all, and on until the last restart is over, so every restart lands mid-stream.
+    for (let done = 0; done < OPS / PRODUCERS || !disturbed; done += CHUNK) {
       const ops = [];
       for (let k = 0; k < CHUNK; k++) {
         n++;
@@ -206,20 +213,39 @@ async function streamThrough(stack: Stack, disturb: () => Promise<void>): Promis
     restarts.push(produced);
     expect(daemon.child.exitCode, daemon.output().slice(-3000)).toBeNull();
   }
+  disturbed = true;
   await producing;
+  expect(restarts).toHaveLength(3);
   stop = true;
   await refreshing;
-  expect(restarts.every((at) => at < OPS)).toBe(true);
 
+  let pending = {};
   await until(
     'queues drained',
     async () => {
       const writes = await stack.writeQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
       const refreshes = await stack.refreshQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
       const owed = await stack.queueRedis.zcard(refreshBacklogKey('vkr'));
+      const stuck = await stack.refreshQueue.getJobs(['active', 'delayed']);
+      pending = {
+        writes,
+        refreshes,
+        owed,
+        jobs: stuck.map((job) => ({
+          id: job.id,
+          name: job.name,
+          data: job.data,
+          started: job.attemptsStarted,
+          at: job.processedOn,
+          delay: job.delay,
+          reason: job.failedReason,
+          stack: job.stacktrace?.slice(-1),
+        })),
+      };
       return [...Object.values(writes), ...Object.values(refreshes), owed].every((n) => n === 0);
     },
     120_000,
+    () => `${JSON.stringify(pending)}\n${daemon.output().slice(-4000)}`,
   );
   // One last full rebuild of each view: refreshes requested during a restart may have failed for good.
   const views = await loadDemoViews();
@@ -243,7 +269,7 @@ async function streamThrough(stack: Stack, disturb: () => Promise<void>): Promis
     select count(*)::int as total, count(distinct op_id)::int as distinct_ops
     from viewkeeper.write_ledger where sink = 'votes'`.execute(db.db);
   expect(ledger[0]).toEqual({ total: opIds.length, distinct_ops: opIds.length });
-  expect(opIds).toHaveLength(OPS);
+  expect(opIds.length).toBeGreaterThanOrEqual(OPS);
 
   const { rows: votes } = await sql<{ post_id: string; user_id: string; value: number }>`
     select post_id, user_id, value from votes`.execute(db.db);
