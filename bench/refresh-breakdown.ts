@@ -25,9 +25,9 @@ import { createLogger } from '../src/logging/create-logger.ts';
 import { createQueue } from '../src/queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../src/redis/connections.ts';
 import { loadScripts } from '../src/redis/scripts.ts';
-import { InFlight } from '../src/redis/writers/in-flight.ts';
 import type { ViewDefinition } from '../src/views/define-view.ts';
 import { createRefreshEngine, type RefreshEngine } from '../src/views/refresh-engine.ts';
+import { InFlight } from '../src/views/writers/in-flight.ts';
 import {
   clearBenchKeys,
   compiledSql,

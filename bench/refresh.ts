@@ -2,9 +2,11 @@
 //
 // viewkeeper's daemon runs as a child process (`viewkeeper start`) and is driven through the refresh
 // queue; the caching guide's per-user loop (a) and a careful set-based script (b) run in this
-// process. Method and latest results: bench/README.md.
+// process. Everything is timed as a user sees it: from `Queue.add` to the job's `completed` event
+// (or the queue drained), with no window waited out and no pause between runs that a user would not
+// pay. Method and latest results: bench/README.md.
 //
-//   node bench/refresh.ts [--runs 3] [--loop-users 2000] [--only full,partials,same-key,memory]
+//   node bench/refresh.ts [--runs 3] [--loop-users 2000] [--only full,partials,bulk,same-key,memory]
 //                         [--concurrency N] [--daemon-root DIR] [--daemon-node-options '...']
 //
 // --concurrency sets VK_REFRESH_CONCURRENCY for the daemon, --daemon-node-options its NODE_OPTIONS;
@@ -21,11 +23,11 @@ import pg from 'pg';
 import trendingView from '../demo/jobs/trending.ts';
 import userStatsView from '../demo/jobs/user-stats.ts';
 import { enqueueRefresh, refreshJobOptions } from '../src/client/refresh.ts';
-import { QUEUES, refreshDedupId } from '../src/contract.ts';
+import { QUEUES, type RefreshJobResult } from '../src/contract.ts';
 import { createDb } from '../src/db/create-db.ts';
 import { createQueue, createQueueEvents } from '../src/queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../src/redis/connections.ts';
-import { runKeys, viewKeys } from '../src/redis/keys.ts';
+import { viewKeys } from '../src/redis/keys.ts';
 import {
   BIG_ROWS,
   clearBenchKeys,
@@ -50,7 +52,7 @@ const { values: flags } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     'loop-users': { type: 'string', default: '2000' },
-    only: { type: 'string', default: 'full,partials,same-key,memory' },
+    only: { type: 'string', default: 'full,partials,bulk,same-key,memory' },
     concurrency: { type: 'string' },
     'daemon-root': { type: 'string' },
     'daemon-node-options': { type: 'string' },
@@ -66,6 +68,8 @@ if (!Number.isInteger(LOOP_USERS) || LOOP_USERS < 1) {
 }
 
 const PARTIALS = 20_000;
+/** Keys per bulk job in the bulk phase (PARTIALS keys in all). */
+const BULK_SIZE = 1000;
 const SAME_KEY_REQUESTS = 10_000;
 /** Expiry the hand-written baselines set (the demo views have no ttl: the engine does no EXPIRE). */
 const BASELINE_TTL = 3600;
@@ -145,16 +149,6 @@ interface Producer {
   views: Redis;
 }
 
-/** Waits until the coalescing window of (view, params) is closed, so the next run starts at once. */
-async function windowClosed(views: Redis, view: string, params?: Record<string, unknown>): Promise<void> {
-  const key = runKeys(PREFIX, refreshDedupId(view, params)).window;
-  for (;;) {
-    const ttl = await views.pttl(key);
-    if (ttl <= 0) return;
-    await sleep(ttl + 5);
-  }
-}
-
 async function fullRebuild(
   p: Producer,
   daemon: DaemonProcess,
@@ -200,13 +194,37 @@ async function partialThroughput(
   return { ms, enqueueMs, runs: (await version(p.views, 'user_stats')) - before };
 }
 
+/**
+ * PARTIALS distinct user_stats keys as bulk jobs of BULK_SIZE, all added at once (`addBulk`); time
+ * until every job has completed (its `completed` event).
+ */
+async function bulkThroughput(
+  p: Producer,
+  daemon: DaemonProcess,
+): Promise<{ ms: number; runs: number; failed: number }> {
+  const before = await version(p.views, 'user_stats');
+  const jobs = [];
+  for (let from = 1; from <= PARTIALS; from += BULK_SIZE) {
+    const params = [];
+    for (let id = from; id < from + BULK_SIZE && id <= PARTIALS; id += 1) params.push({ user_id: id });
+    jobs.push({ name: 'user_stats', data: { params }, opts: refreshJobOptions('user_stats', params) });
+  }
+  const started = now();
+  const added = await p.queue.addBulk(jobs);
+  const results = (await daemon.guard(
+    Promise.all(added.map((job) => job.waitUntilFinished(p.events, JOB_TIMEOUT_MS))),
+  )) as RefreshJobResult[];
+  const ms = now() - started;
+  const failed = results.reduce((sum, result) => sum + (result.failed ?? 0), 0);
+  return { ms, runs: (await version(p.views, 'user_stats')) - before, failed };
+}
+
 /** SAME_KEY_REQUESTS requests for user_stats user_id=1, in 50 bursts spread over ~1 s. */
 async function sameKeyBurst(
   p: Producer,
   daemon: DaemonProcess,
 ): Promise<{ runs: number; enqueueMs: number }> {
   const params = { user_id: 1 };
-  await windowClosed(p.views, 'user_stats', params);
   await drained(p, daemon);
   const before = await version(p.views, 'user_stats');
   const bursts = 50;
@@ -332,20 +350,27 @@ async function main(): Promise<void> {
       await perUserLoop(client, p.views, partialSql, loopUsers);
       add('a_loop_ms', ((now() - started) * USERS) / loopUsers);
 
-      const usRows = await timed('b_user_stats', baselineCpu, () =>
-        setBasedUserStats(client, p.views, userStatsSql),
+      // b and c take turns going first, so neither always finds the caches the other one warmed.
+      const pair = async <B, C>(b: () => Promise<B>, c: () => Promise<C>): Promise<[B, C]> => {
+        if (run % 2 === 1) {
+          const first = await b();
+          return [first, await c()];
+        }
+        const second = await c();
+        return [await b(), second];
+      };
+      const [usRows, c] = await pair(
+        () => timed('b_user_stats', baselineCpu, () => setBasedUserStats(client, p.views, userStatsSql)),
+        () => timed('c_user_stats', daemonCpu, () => fullRebuild(p, d, 'user_stats')),
       );
-      await windowClosed(p.views, 'user_stats');
-      const c = await timed('c_user_stats', daemonCpu, () => fullRebuild(p, d, 'user_stats'));
       add('c_user_stats_engine_ms', c.engineMs);
       if (c.rows !== usRows)
         throw new Error(`user_stats: viewkeeper wrote ${c.rows} rows, baseline ${usRows}`);
 
-      const trRows = await timed('b_trending', baselineCpu, () =>
-        setBasedTrending(client, p.views, trendingSql),
+      const [trRows, ct] = await pair(
+        () => timed('b_trending', baselineCpu, () => setBasedTrending(client, p.views, trendingSql)),
+        () => timed('c_trending', daemonCpu, () => fullRebuild(p, d, 'trending')),
       );
-      await windowClosed(p.views, 'trending');
-      const ct = await timed('c_trending', daemonCpu, () => fullRebuild(p, d, 'trending'));
       add('c_trending_engine_ms', ct.engineMs);
       // both read "now() - 24 h", a few hundred ms apart: allow votes crossing the boundary
       if (Math.abs(ct.rows - trRows) > trRows * 0.01) {
@@ -355,11 +380,18 @@ async function main(): Promise<void> {
 
     for (let run = 1; ONLY.has('partials') && run <= RUNS; run += 1) {
       log(`run ${run}/${RUNS}: ${PARTIALS} partial refreshes`);
-      await sleep(1100); // the previous run's per-user coalescing windows
       const r = await timed('partial', daemonCpu, () => partialThroughput(p, d));
       add('partial_enqueue_ms', r.enqueueMs);
       add('partial_keys_per_s', (PARTIALS * 1000) / samples.partial_ms!.at(-1)!);
       add('partial_runs', r.runs);
+    }
+
+    for (let run = 1; ONLY.has('bulk') && run <= RUNS; run += 1) {
+      log(`run ${run}/${RUNS}: ${PARTIALS} keys as bulk jobs of ${BULK_SIZE}`);
+      const r = await timed('bulk', daemonCpu, () => bulkThroughput(p, d));
+      if (r.failed > 0) throw new Error(`bulk: ${r.failed} keys failed`);
+      add('bulk_keys_per_s', (PARTIALS * 1000) / r.ms);
+      add('bulk_runs', r.runs);
     }
 
     for (let run = 1; ONLY.has('same-key') && run <= RUNS; run += 1) {
@@ -389,7 +421,6 @@ async function main(): Promise<void> {
       const bigCpu = { ...daemonCpu, nodePid: md.pid, redis: m.views };
       for (let run = 1; run <= RUNS; run += 1) {
         log(`run ${run}/${RUNS}: big`);
-        await windowClosed(m.views, 'big');
         const sampler = sampleRss(md.pid, 50);
         const r = await timed('big', bigCpu, () => fullRebuild(m, md, 'big'));
         add('big_rss_peak_mb', sampler.stop().peak);
@@ -440,11 +471,17 @@ async function report(startedAt: Date, data: { seeded: boolean; trendingRows: nu
     a_over_c_user_stats: paired('a_loop_ms', 'c_user_stats_ms'),
   };
   const checks = [
-    { name: 'c_over_b_user_stats', value: ratios.c_over_b_user_stats, target: 0.7, atMost: true },
+    { name: 'c_over_b_user_stats', value: ratios.c_over_b_user_stats, target: 0.6, atMost: true },
     { name: 'c_over_b_trending', value: ratios.c_over_b_trending, target: 0.7, atMost: true },
     { name: 'a_over_c_user_stats', value: ratios.a_over_c_user_stats, target: 20, atMost: false },
     { name: 'partial_keys_per_s (median)', value: med('partial_keys_per_s'), target: 5000, atMost: false },
-    { name: 'same_key_runs (worst run)', value: s.same_key_runs?.max ?? Number.NaN, target: 2, atMost: true },
+    { name: 'bulk_keys_per_s (median)', value: med('bulk_keys_per_s'), target: 30_000, atMost: false },
+    {
+      name: 'same_key_runs (worst run)',
+      value: s.same_key_runs?.max ?? Number.NaN,
+      target: 15,
+      atMost: true,
+    },
     {
       name: 'big_rss_peak_mb (worst run)',
       value: s.big_rss_peak_mb?.max ?? Number.NaN,
@@ -474,6 +511,12 @@ async function report(startedAt: Date, data: { seeded: boolean; trendingRows: nu
     ['partial_enqueue_ms', '    of which addBulk (20 × 1000, awaited in turn)'],
     ['partial_keys_per_s', 'partials: throughput'],
     ['partial_runs', '    runs (version delta)'],
+    [
+      'bulk_ms',
+      `bulk: ${PARTIALS} keys as ${PARTIALS / BULK_SIZE} jobs of ${BULK_SIZE}, addBulk → all completed`,
+    ],
+    ['bulk_keys_per_s', 'bulk: throughput'],
+    ['bulk_runs', '    runs (version delta)'],
     ['same_key_runs', `one key: ${SAME_KEY_REQUESTS} requests within ~1 s → runs`],
     ['same_key_enqueue_ms', '    enqueue span'],
     ['daemon_rss_peak_main_mb', 'daemon RSS peak over all of the above'],
@@ -498,6 +541,7 @@ async function report(startedAt: Date, data: { seeded: boolean; trendingRows: nu
     ['(b) trending', 'b_trending', 1],
     ['(c) trending', 'c_trending', 1],
     ['partials, per key', 'partial', 1000 / PARTIALS],
+    ['bulk, per key', 'bulk', 1000 / PARTIALS],
     ['big', 'big', 1],
   ];
   out.push(

@@ -3,11 +3,24 @@
 
 export const QUEUES = { refresh: 'refresh', writeBehind: 'write-behind' } as const;
 
-/** Data of a refresh job. The job's name is the view's name. No params = full rebuild. */
+/**
+ * Data of a refresh job. The job's name is the view's name. No params = full rebuild; an object = a
+ * partial refresh of the keys it selects; an array = a bulk request, one partial refresh per element
+ * (at most {@link MAX_BULK_PARAMS}), each validated and reported on its own.
+ */
 export interface RefreshJobData {
-  params?: Record<string, unknown>;
+  params?: Record<string, unknown> | Record<string, unknown>[];
   reason?: string;
 }
+
+/** The fate of one element of a bulk refresh request, in the order of the request's `params`. */
+export type RefreshEntryResult =
+  /** Refreshed by a run; `rows` = 1 when its row exists (written), 0 when it is gone (key deleted). */
+  | { status: 'done'; rows: number }
+  /** No run needed: a run of the same (view, params) that started after the request succeeded. */
+  | { status: 'covered' }
+  /** Rejected (bad params) or its run failed; the other elements are not affected. */
+  | { status: 'failed'; reason: string };
 
 /** What a completed refresh job returns (kept small: it lives in Redis with the job). */
 export interface RefreshJobResult {
@@ -21,6 +34,10 @@ export interface RefreshJobResult {
   superseded: boolean;
   /** True when no run was needed: a run that started after this request was enqueued already succeeded. */
   covered?: boolean;
+  /** Bulk requests: one outcome per element of `params`, in order. */
+  entries?: RefreshEntryResult[];
+  /** Bulk requests: how many entries failed (the job itself completes). */
+  failed?: number;
 }
 
 /** Published on `{prefix}:events` (pub/sub channel and capped stream) after every change. */
@@ -76,6 +93,12 @@ export interface WriteBehindJobResult {
   applied: number;
   /** Ops already recorded in the ledger (a redelivery, or the same op id sent twice). */
   duplicates: number;
+  /**
+   * Ops the sink or the database refused (a foreign key to nothing, a check, the sink's own
+   * exception), each with a one-line reason. They are kept in `viewkeeper.rejected_ops` until an
+   * operator retries or drops them (`viewkeeper rejected …`).
+   */
+  rejected: { id: string; reason: string }[];
 }
 
 /** Largest write-behind job data accepted (JSON bytes). */
@@ -83,6 +106,10 @@ export const WRITE_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
 export const MAX_OP_ID_LENGTH = 200;
 
 export const REFRESH_PAYLOAD_LIMIT_BYTES = 64 * 1024;
+/** Largest bulk refresh job data (params is an array) accepted (JSON bytes). */
+export const BULK_REFRESH_PAYLOAD_LIMIT_BYTES = 1024 * 1024;
+/** Most elements in one bulk refresh request. */
+export const MAX_BULK_PARAMS = 10_000;
 export const MAX_REASON_LENGTH = 200;
 
 /**

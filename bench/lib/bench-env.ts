@@ -5,9 +5,9 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import pg from 'pg';
+import { migrateDemo } from '../../demo/migrate.ts';
 import { SEED_DEFAULTS, seedDemo } from '../../demo/seed.ts';
 import type { DbHandle } from '../../src/db/create-db.ts';
-import { migrate } from '../../src/db/migrate.ts';
 
 // Where the refresh benches run: their own database, Redis db and prefix, and the demo data set.
 
@@ -27,13 +27,14 @@ const MAX_SEED_AGE_MS = 3600_000;
 export const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /**
- * `viewkeeper migrate` on the bench database. The bench database is disposable: when its recorded
- * migrations no longer match the folder (a migration was inserted before one already applied), it
- * is dropped and created again rather than failing the bench.
+ * `node demo/cli.ts migrate` (viewkeeper's schema, then the demo's tables) on the bench database.
+ * The bench database is disposable: when its recorded migrations no longer match the folder (a
+ * migration was inserted before one already applied), it is dropped and created again rather than
+ * failing the bench.
  */
 export async function migrateBenchDatabase(): Promise<void> {
   try {
-    await migrate(DATABASE_URL);
+    await migrateDemo(DATABASE_URL);
   } catch (error) {
     if (!/corrupted migrations/.test(String((error as Error).message))) throw error;
     log('vk_bench migrations are out of order with migrations/: dropping and recreating vk_bench');
@@ -44,7 +45,7 @@ export async function migrateBenchDatabase(): Promise<void> {
     } finally {
       await admin.end();
     }
-    await migrate(DATABASE_URL);
+    await migrateDemo(DATABASE_URL);
   }
 }
 
@@ -109,7 +110,7 @@ export default defineView()({
 `;
 
 /**
- * The repo's view files plus `big`, in a temp folder, for VK_JOBS_DIR. Their `schedule` lines are
+ * The demo's view files (demo/jobs) plus `big`, in a temp folder, for VK_JOBS_DIR. Their `schedule` lines are
  * dropped so cron ticks (trending every minute) cannot land inside a measurement; nothing else
  * changes. node_modules is linked so their `kysely` import resolves to the same module as src's.
  */
@@ -117,10 +118,11 @@ export async function prepareJobsDir(root = ROOT): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'vkbench-jobs-'));
   const library = path.join(root, 'src/index.ts');
   await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
-  for (const file of await readdir(path.join(ROOT, 'jobs'))) {
+  const demoJobs = path.join(ROOT, 'demo/jobs');
+  for (const file of await readdir(demoJobs)) {
     if (!file.endsWith('.ts')) continue;
-    const text = (await readFile(path.join(ROOT, 'jobs', file), 'utf8'))
-      .replaceAll("'../src/index.ts'", JSON.stringify(library))
+    const text = (await readFile(path.join(demoJobs, file), 'utf8'))
+      .replaceAll("'../../src/index.ts'", JSON.stringify(library))
       .replace(/^\s*schedule:.*\n/m, '');
     await writeFile(path.join(dir, file), text);
   }

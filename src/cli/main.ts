@@ -1,8 +1,13 @@
 import { redactSecrets } from '../config/redact.ts';
 import { isViewkeeperError } from '../errors.ts';
 import { type Command, type CommandIo, helpText, parseCommandArgs } from './command.ts';
+import { auditCommand } from './commands/audit.ts';
+import { checkCommand } from './commands/check.ts';
+import { initCommand } from './commands/init.ts';
 import { migrateCommand } from './commands/migrate.ts';
 import { refreshCommand } from './commands/refresh.ts';
+import { rejectedCommand } from './commands/rejected.ts';
+import { schemaCommand } from './commands/schema.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 
@@ -19,7 +24,17 @@ export interface Program {
 
 export const VIEWKEEPER: Program = {
   name: 'viewkeeper',
-  commands: [startCommand, migrateCommand, refreshCommand, statusCommand],
+  commands: [
+    initCommand,
+    startCommand,
+    migrateCommand,
+    checkCommand,
+    schemaCommand,
+    refreshCommand,
+    statusCommand,
+    auditCommand,
+    rejectedCommand,
+  ],
 };
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;

@@ -48,12 +48,21 @@ export interface ClientHealth {
 // biome-ignore lint/suspicious/noExplicitAny: see above
 export interface ViewkeeperClient<V extends ViewMap = any> {
   /**
-   * Asks the daemon to refresh `view` — all of it, or the keys `params` select — through the refresh
-   * queue (coalesced with identical requests). With `wait`, resolves with the run's result, or
-   * rejects with `E_JOB_FAILED` (the daemon's reason) or `E_TIMEOUT`.
+   * Asks the daemon to refresh `view` — all of it, the keys `params` select, or given a list of
+   * params the keys of each (one bulk job, up to 10,000) — through the refresh queue (a single key or
+   * a full rebuild is coalesced with identical requests). With `wait`, resolves with the run's
+   * result — for a bulk request `entries` has one outcome per element, in order, and a bad element
+   * fails only its own entry — or rejects with `E_JOB_FAILED` (the daemon's reason) or `E_TIMEOUT`.
    * @example await client.refresh('user_stats', { user_id: 42 }, { wait: true });
+   * @example
+   * const { result } = await client.refresh('user_stats', [{ user_id: 1 }, { user_id: 2 }], { wait: true });
+   * // result.entries: [{ status: 'done', rows: 1 }, { status: 'done', rows: 1 }]
    */
-  refresh(view: string, params?: ViewParams, options?: RefreshOptions): Promise<RefreshOutcome>;
+  refresh(
+    view: string,
+    params?: ViewParams | readonly ViewParams[],
+    options?: RefreshOptions,
+  ): Promise<RefreshOutcome>;
   /**
    * One row of a `hash` view, or null. On a miss (with `onMiss: 'refresh'`) a partial refresh with
    * these params is enqueued and the read waits for the view's event, then reads again.
@@ -238,7 +247,12 @@ export function createClient<const V extends ViewMap = ViewMap>(
       `${what}: the queue Redis did not accept it within ${ms} ms (the job may still be added once it is back)`,
     );
 
-  async function enqueue(view: string, params: ViewParams | undefined, timeoutMs: number, reason?: string) {
+  async function enqueue(
+    view: string,
+    params: ViewParams | readonly ViewParams[] | undefined,
+    timeoutMs: number,
+    reason?: string,
+  ) {
     ensureOpen();
     refreshQueue ??= createQueue(QUEUES.refresh, queueRedis(), prefix);
     return within(

@@ -1,7 +1,14 @@
 // The client-only entry, `viewkeeper/client`: what an app server needs to read views, enqueue refreshes,
 // write behind and cache. It loads no Postgres, Kysely, cron or logging code (a test asserts it).
 
-export type { CacheKeyEvent, InvalidationEvent, TagEvent, ViewEvent } from '../contract.ts';
+export type {
+  CacheKeyEvent,
+  InvalidationEvent,
+  RefreshEntryResult,
+  RefreshJobResult,
+  TagEvent,
+  ViewEvent,
+} from '../contract.ts';
 export { type ErrorCode, ViewkeeperError } from '../errors.ts';
 export type { CachedOptions, Loader } from './cached.ts';
 export {

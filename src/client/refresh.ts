@@ -1,5 +1,7 @@
 import type { Job, JobsOptions, Queue, QueueEvents } from 'bullmq';
 import {
+  BULK_REFRESH_PAYLOAD_LIMIT_BYTES,
+  MAX_BULK_PARAMS,
   MAX_REASON_LENGTH,
   REFRESH_PAYLOAD_LIMIT_BYTES,
   type RefreshJobData,
@@ -19,33 +21,54 @@ export interface EnqueueRefreshOptions {
   coalesce?: boolean;
 }
 
-/** Job options every refresh job carries when enqueued through viewkeeper. */
+/** Params of a refresh request: one key's (partial), or a list of them (bulk). */
+export type RefreshParams = Record<string, unknown> | readonly Record<string, unknown>[];
+
+/**
+ * Job options every refresh job carries when enqueued through viewkeeper. A bulk request gets no
+ * deduplication id (its elements are covered one by one by the daemon instead).
+ */
 export function refreshJobOptions(
   view: string,
-  params: Record<string, unknown> | undefined,
+  params: RefreshParams | undefined,
   coalesce = true,
 ): JobsOptions {
-  return coalesce ? { deduplication: { id: refreshDedupId(view, params), keepLastIfActive: true } } : {};
+  if (!coalesce || isBulk(params)) return {};
+  return { deduplication: { id: refreshDedupId(view, params), keepLastIfActive: true } };
+}
+
+function isBulk(params: RefreshParams | undefined): params is readonly Record<string, unknown>[] {
+  return Array.isArray(params);
 }
 
 /**
- * Asks the daemon to refresh `view` (all of it, or the keys `params` select) through the refresh
- * queue — the same path any other app uses. Resolves once Redis has accepted the job.
+ * Asks the daemon to refresh `view` (all of it, the keys `params` select, or with a list of params
+ * the keys of each, as one bulk job) through the refresh queue — the same path any other app uses.
+ * Resolves once Redis has accepted the job.
  */
 export async function enqueueRefresh(
   queue: Queue,
   view: string,
-  params?: Record<string, unknown>,
+  params?: RefreshParams,
   options: EnqueueRefreshOptions = {},
 ): Promise<Job<RefreshJobData, RefreshJobResult>> {
   const data: RefreshJobData = {};
-  if (params !== undefined) data.params = params;
+  if (isBulk(params)) {
+    if (params.length === 0 || params.length > MAX_BULK_PARAMS) {
+      throw new ViewkeeperError(
+        'E_BAD_PARAMS',
+        `a bulk refresh of ${view} takes 1 to ${MAX_BULK_PARAMS} params objects, got ${params.length}`,
+      );
+    }
+    data.params = [...params];
+  } else if (params !== undefined) data.params = params;
   if (options.reason !== undefined) data.reason = options.reason.slice(0, MAX_REASON_LENGTH);
   const size = Buffer.byteLength(JSON.stringify(data));
-  if (size > REFRESH_PAYLOAD_LIMIT_BYTES) {
+  const limit = isBulk(params) ? BULK_REFRESH_PAYLOAD_LIMIT_BYTES : REFRESH_PAYLOAD_LIMIT_BYTES;
+  if (size > limit) {
     throw new ViewkeeperError(
       'E_BAD_PAYLOAD',
-      `refresh request is ${size} bytes, over the ${REFRESH_PAYLOAD_LIMIT_BYTES}-byte limit`,
+      `refresh request is ${size} bytes, over the ${limit}-byte limit${isBulk(params) ? ' for bulk requests: split it' : ''}`,
     );
   }
   return queue.add(view, data, refreshJobOptions(view, params, options.coalesce ?? true));

@@ -1,56 +1,25 @@
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
+import { defineScripts, type LuaScripts } from '../redis/lua.ts';
 
 // The client's Lua scripts, one per atomic step of cache-aside; each file's header lists KEYS/ARGV.
-// Kept apart from the daemon's scripts (src/redis/scripts.ts): the client imports no daemon code.
-const SCRIPTS = {
-  vkcRead: 'cache-read.lua',
-  vkcAcquire: 'cache-acquire.lua',
-  vkcWrite: 'cache-write.lua',
-  vkcRelease: 'lock-release.lua',
-  vkcExtend: 'lock-extend.lua',
-  vkcInvalidateKey: 'invalidate-key.lua',
-  vkcInvalidateTag: 'invalidate-tag.lua',
-} as const;
+// Through the one loader (redis/lua.ts, which imports no daemon code). They take a variable number
+// of keys: the key count is passed on every call.
+const at = (file: string) => new URL(`./scripts/${file}`, import.meta.url);
+const CLIENT_SCRIPTS = defineScripts({
+  vkcRead: { file: at('cache-read.lua'), keys: 'variable' },
+  vkcAcquire: { file: at('cache-acquire.lua'), keys: 'variable' },
+  vkcWrite: { file: at('cache-write.lua'), keys: 'variable' },
+  vkcRelease: { file: at('lock-release.lua'), keys: 'variable' },
+  vkcExtend: { file: at('lock-extend.lua'), keys: 'variable' },
+  vkcInvalidateKey: { file: at('invalidate-key.lua'), keys: 'variable' },
+  vkcInvalidateTag: { file: at('invalidate-tag.lua'), keys: 'variable' },
+});
 
-export type ClientScript = keyof typeof SCRIPTS;
-type Arg = string | number | Buffer;
-type ScriptFn = (numberOfKeys: number, ...args: Arg[]) => Promise<unknown>;
+/** `run` (replies as strings/numbers) and `runBuffer` (bulk replies as Buffers, for encoded entries). */
+export type ClientScripts = ReturnType<typeof CLIENT_SCRIPTS.load>;
+export type ClientScript = ClientScripts extends LuaScripts<infer Name> ? Name : never;
 
-let sources: Map<ClientScript, string> | undefined;
-
-function readSources(): Map<ClientScript, string> {
-  sources ??= new Map(
-    (Object.keys(SCRIPTS) as ClientScript[]).map((name) => [
-      name,
-      readFileSync(new URL(`./scripts/${SCRIPTS[name]}`, import.meta.url), 'utf8'),
-    ]),
-  );
-  return sources;
-}
-
-export interface ClientScripts {
-  /** Runs a script; replies as strings/numbers. */
-  run<T = unknown>(name: ClientScript, keys: string[], args: Arg[]): Promise<T>;
-  /** Runs a script; bulk replies as Buffers (for encoded entries). */
-  runBuffer<T = unknown>(name: ClientScript, keys: string[], args: Arg[]): Promise<T>;
-}
-
-/**
- * Registers the client scripts on a connection (EVALSHA, falling back to EVAL). Scripts take a
- * variable number of keys, so the key count is passed on every call.
- */
+/** Registers the client scripts on a connection (EVALSHA, falling back to EVAL). */
 export function loadClientScripts(redis: Redis): ClientScripts {
-  const commands = redis as unknown as Record<string, ScriptFn>;
-  for (const [name, lua] of readSources()) {
-    if (typeof commands[name] !== 'function') redis.defineCommand(name, { lua });
-  }
-  return {
-    run<T>(name: ClientScript, keys: string[], args: Arg[]) {
-      return commands[name]!.call(redis, keys.length, ...keys, ...args) as Promise<T>;
-    },
-    runBuffer<T>(name: ClientScript, keys: string[], args: Arg[]) {
-      return commands[`${name}Buffer`]!.call(redis, keys.length, ...keys, ...args) as Promise<T>;
-    },
-  };
+  return CLIENT_SCRIPTS.load(redis);
 }

@@ -35,6 +35,13 @@ export interface ResolvedConfig {
    * another after about this long. @defaultValue 15000
    */
   jobLockMs: number;
+  /**
+   * How often the daemon audits every view against its query (see views/audit.ts); 0 = never.
+   * @defaultValue 600000 (10 minutes)
+   */
+  auditIntervalMs: number;
+  /** Keys (or zset members) of each view compared per audit; views without params are compared whole. @defaultValue 20 */
+  auditSample: number;
 }
 
 export const CONFIG_DEFAULTS = {
@@ -46,6 +53,8 @@ export const CONFIG_DEFAULTS = {
   logLevel: 'info',
   refreshConcurrency: 4,
   jobLockMs: 15_000,
+  auditIntervalMs: 600_000,
+  auditSample: 20,
 } as const satisfies Partial<ResolvedConfig>;
 
 type Env = Record<string, string | undefined>;
@@ -134,6 +143,9 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     logLevel: logLevel as LogLevel,
     refreshConcurrency: integer(env, 'VK_REFRESH_CONCURRENCY', 1, 256) ?? CONFIG_DEFAULTS.refreshConcurrency,
     jobLockMs: integer(env, 'VK_JOB_LOCK_MS', 1000, 600_000) ?? CONFIG_DEFAULTS.jobLockMs,
+    auditIntervalMs:
+      integer(env, 'VK_AUDIT_INTERVAL_MS', 0, 7 * 24 * 3600 * 1000) ?? CONFIG_DEFAULTS.auditIntervalMs,
+    auditSample: integer(env, 'VK_AUDIT_SAMPLE', 1, 10_000) ?? CONFIG_DEFAULTS.auditSample,
   };
 }
 
@@ -143,7 +155,7 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
  */
 export function rememberEnvSecrets(env: Env = process.env): void {
   rememberUrlSecrets([env.DATABASE_URL, env.REDIS_URL, env.QUEUE_REDIS_URL]);
-  rememberSecret(read(env, 'VK_HTTP_TOKEN'));
+  rememberSecret(env.VK_HTTP_TOKEN?.trim());
 }
 
 /** Reads `process.env` once. The only place in the code base that does. */

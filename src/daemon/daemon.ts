@@ -8,6 +8,8 @@ import { createRefreshWorker } from '../queues/refresh-worker.ts';
 import { createWriteBehindWorker } from '../queues/write-behind-worker.ts';
 import { closeRedis, connectRedis, createRedis, warnOnEvictionPolicy } from '../redis/connections.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
+import { createAuditor } from '../views/audit.ts';
+import { startAuditLoop } from '../views/audit-loop.ts';
 import { createRefreshEngine } from '../views/refresh-engine.ts';
 import { loadRegistry } from '../views/registry.ts';
 import { createReleaseStack } from './release-stack.ts';
@@ -112,6 +114,18 @@ export function createDaemon(options: DaemonOptions): Daemon {
         });
         releases.push('scheduler', () => scheduler.stop());
         await scheduler.start();
+
+        if (config.auditIntervalMs > 0) {
+          const auditor = createAuditor({ db: db.db, redis: views, prefix: config.prefix, engine, logger });
+          const audits = startAuditLoop({
+            auditor,
+            views: () => registry.views.values(),
+            intervalMs: config.auditIntervalMs,
+            sample: config.auditSample,
+            logger,
+          });
+          releases.push('drift audit', () => audits.stop());
+        }
 
         logger.info(
           {

@@ -40,6 +40,20 @@ export interface WriteVersionsTable {
   applied_at: Generated<Date>;
 }
 
+/** A write-behind op the sink or the database refused (migration 0005), kept until retried or dropped. */
+export interface RejectedOpsTable {
+  id: Generated<string>;
+  sink: string;
+  op_id: string;
+  /** The op as validated (`id` and the sink's fields). */
+  op: ColumnType<Record<string, unknown>, string, string>;
+  job_id: string | null;
+  /** When the op's original job was enqueued. */
+  enqueued_at: Date;
+  reason: string;
+  rejected_at: Generated<Date>;
+}
+
 /**
  * viewkeeper's own tables, in the `viewkeeper` schema, added here as migrations create them. A user's
  * tables are theirs: view and sink definitions name them through `defineView<DB>()`.
@@ -48,4 +62,5 @@ export interface ViewkeeperDatabase {
   'viewkeeper.refresh_runs': RefreshRunsTable;
   'viewkeeper.write_ledger': WriteLedgerTable;
   'viewkeeper.write_versions': WriteVersionsTable;
+  'viewkeeper.rejected_ops': RejectedOpsTable;
 }

@@ -3,6 +3,8 @@ import type { Redis } from 'ioredis';
 import { QUEUES, type RefreshJobResult } from '../contract.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { bullmqKeys, chunkStateKey } from '../redis/keys.ts';
+import { defineScripts } from '../redis/lua.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
@@ -18,10 +20,8 @@ export interface ChunkJobData {
   parent: string;
 }
 
-/** Progress of a chunked rebuild, readable by `status` and `refresh --wait`. */
-export function chunkStateKey(prefix: string, parentJobId: string): string {
-  return `${prefix}:chunked:${parentJobId}`;
-}
+/** Progress of a chunked rebuild, readable by `status` and `refresh --wait` (built in redis/keys.ts). */
+export { chunkStateKey };
 
 const STATE_TTL_SECONDS = 24 * 3600;
 
@@ -32,10 +32,12 @@ const STATE_TTL_SECONDS = 24 * 3600;
 // waits (the view is busy) and runs once after this rebuild. Unless a request already arrived while
 // the parent was active: that one is re-created when the parent finishes, after every chunk, so it
 // covers anything that arrives meanwhile and the key stays.
-const HAND_OFF_DEDUPLICATION = `if redis.call('EXISTS', KEYS[2]) == 0 and redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0`;
+const CHUNKED_SCRIPTS = defineScripts({
+  vkHandOffDeduplication: {
+    file: new URL('./scripts/hand-off-deduplication.lua', import.meta.url),
+    keys: 2,
+  },
+});
 
 const CHUNK_ATTEMPTS = 5;
 
@@ -59,11 +61,16 @@ export interface ChunkedRebuildOptions {
 export function createChunkedRebuild(options: ChunkedRebuildOptions) {
   const { engine, registry, redis, chunkQueue, prefix } = options;
   const logger = options.logger.child({ component: 'chunked-rebuild' });
+  const scripts = CHUNKED_SCRIPTS.load(redis);
 
   async function waitForChildren(job: Job, token: string | undefined): Promise<boolean> {
     if (job.deduplicationId) {
-      const keyOf = (kind: string) => `${prefix}:${QUEUES.refresh}:${kind}:${job.deduplicationId}`;
-      await redis.eval(HAND_OFF_DEDUPLICATION, 2, keyOf('de'), keyOf('dn'), job.id!);
+      const keys = bullmqKeys(prefix, QUEUES.refresh);
+      await scripts.run(
+        'vkHandOffDeduplication',
+        [keys.dedup(job.deduplicationId), keys.dedupNext(job.deduplicationId)],
+        [job.id!],
+      );
     }
     return job.moveToWaitingChildren(token!);
   }

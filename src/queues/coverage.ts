@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis';
 import { QUEUES } from '../contract.ts';
+import { bullmqKeys, runKeys } from '../redis/keys.ts';
+import { defineScripts } from '../redis/lua.ts';
 import type { RefreshOutcome } from '../views/refresh-engine.ts';
 
 // A refresh request is satisfied by any successful run whose snapshot was taken after the request
@@ -13,16 +15,14 @@ import type { RefreshOutcome } from '../views/refresh-engine.ts';
 
 const COVERED_TTL_MS = 60_000;
 
-// Raise each identity's covered mark, never lower it (runs of one identity finish in any order).
-const RAISE = `for i = 1, #KEYS do
-  local current = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[i], ARGV[1], 'PX', ARGV[2]) end
-end
-return 1`;
+const COVERAGE_SCRIPTS = defineScripts({
+  vkRaiseCovered: { file: new URL('./scripts/raise-covered.lua', import.meta.url), keys: 'variable' },
+});
 
 export function createCoverage(redis: Redis, prefix: string) {
-  const counterKey = `${prefix}:${QUEUES.refresh}:id`;
-  const coveredKey = (identity: string) => `${prefix}:covered:${identity}`;
+  const counterKey = bullmqKeys(prefix, QUEUES.refresh).id;
+  const scripts = COVERAGE_SCRIPTS.load(redis);
+  const coveredKey = (identity: string) => runKeys(prefix, identity).covered;
   /**
    * Whether each job is already covered by a finished run of its identity, in one round trip; and
    * the counter reading to pass to `markCovered` for the jobs that run now.
@@ -42,7 +42,7 @@ export function createCoverage(redis: Redis, prefix: string) {
   /** Marks every job numbered up to `counter` covered for these identities (runs that succeeded). */
   async function markCovered(identities: string[], counter: number): Promise<void> {
     if (identities.length === 0) return;
-    await redis.eval(RAISE, identities.length, ...identities.map(coveredKey), counter, COVERED_TTL_MS);
+    await scripts.run('vkRaiseCovered', identities.map(coveredKey), [counter, COVERED_TTL_MS]);
   }
 
   return {

@@ -1,4 +1,14 @@
-import { type JobsOptions, type Processor, Queue, QueueEvents, Worker, type WorkerOptions } from 'bullmq';
+import {
+  type Job,
+  type JobJson,
+  type JobsOptions,
+  type Processor,
+  Queue,
+  QueueEvents,
+  UnrecoverableError,
+  Worker,
+  type WorkerOptions,
+} from 'bullmq';
 import type { Redis } from 'ioredis';
 
 // The only module that builds BullMQ objects, so connection and retention settings live in one place.
@@ -43,6 +53,39 @@ export function createQueueEvents(
   return events;
 }
 
+/** Jobs whose stored data is not JSON, with the one-line reason they fail with. */
+const undecodable = new WeakMap<Job, string>();
+
+/**
+ * The reason a job taken by a worker of this module must fail at once (its data is not JSON), or
+ * undefined. Workers with a processor fail such jobs themselves; hand-fetching consumers (the
+ * write-behind batcher) ask here before reading `job.data`, which is `null` for them.
+ */
+export function undecodableReason(job: Job): string | undefined {
+  return undecodable.get(job);
+}
+
+/**
+ * BullMQ (6.x) moves a job to active in Redis and only then parses its `data` field, in
+ * `Job.fromJSON` called from the worker's protected `createJob`. Data that is not JSON (written by
+ * a producer in another language, or by hand) throws there: the job stays active and locked with no
+ * one holding it, stalls, is taken again and throws again, for ever. Catching the parse error here
+ * turns it into a job BullMQ can fail: the stored data is left as it is (for inspection), the job
+ * object gets `data: null` and a reason, and the processor wrapper below fails it without retries.
+ */
+class DecodingWorker<Data, Result> extends Worker<Data, Result> {
+  protected override createJob(json: JobJson, jobId: string): Job<Data, Result> {
+    try {
+      return super.createJob(json, jobId);
+    } catch (error) {
+      if (!(error instanceof SyntaxError)) throw error;
+      const job = super.createJob({ ...json, data: 'null' }, jobId);
+      undecodable.set(job, `job data is not JSON: ${error.message.split('\n')[0]}`);
+      return job;
+    }
+  }
+}
+
 export function createWorker<Data, Result>(
   name: string,
   /** null: jobs are fetched by hand (`getNextJob`), as the write-behind batcher does. */
@@ -50,9 +93,21 @@ export function createWorker<Data, Result>(
   connection: Redis,
   prefix: string,
   options: Omit<WorkerOptions, 'connection' | 'prefix'>,
+  /** Told about every job failed for undecodable data (for the log). */
+  onUndecodable?: (job: Job, reason: string) => void,
   onError: BullErrorHandler = ignore,
 ): Worker<Data, Result> {
-  const worker = new Worker<Data, Result>(name, processor, {
+  const guarded: Processor<Data, Result> | null =
+    processor &&
+    ((job, token, signal) => {
+      const reason = undecodableReason(job);
+      if (reason !== undefined) {
+        onUndecodable?.(job, reason);
+        throw new UnrecoverableError(reason);
+      }
+      return processor(job, token, signal);
+    });
+  const worker = new DecodingWorker<Data, Result>(name, guarded, {
     connection,
     prefix,
     removeOnComplete: RETENTION.completed,

@@ -1,8 +1,8 @@
+import type { Slots } from '../lib/slots.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import { refreshIdentity } from '../views/params.ts';
 import type { RefreshEngine, RefreshOutcome } from '../views/refresh-engine.ts';
 import type { createCoverage } from './coverage.ts';
-import type { Slots } from './slots.ts';
 
 /** A partial refresh job's fate: a run's outcome, or covered by a run that finished after it was queued. */
 export type PartialOutcome = RefreshOutcome | { status: 'covered' };
@@ -25,6 +25,16 @@ export interface PartialBatcher {
     params: Record<string, unknown>,
     jobId: string | undefined,
   ): Promise<PartialOutcome>;
+  /**
+   * Queues the elements of one bulk request (job `jobId`): for a `batchPartials` view they stay
+   * together in one batch, however many; otherwise each runs on its own. Settles per element, in
+   * order, so one element's failed run fails only that element.
+   */
+  submitMany(
+    view: ViewDefinition,
+    paramsList: Record<string, unknown>[],
+    jobId: string | undefined,
+  ): Promise<PromiseSettledResult<PartialOutcome>[]>;
 }
 
 interface Pending {
@@ -42,13 +52,15 @@ export const BATCHER_DEFAULTS = { maxBatch: 500, perView: 2 } as const;
  * run (`refreshBatch`). Nothing waits for a batch to fill: a job that finds a free batch slot for its
  * view runs at once, alone if need be; jobs arriving while the view's batches run queue up and go
  * together in the next one. So a lone request is as fast as before, and under load the batches
- * grow and the cost per key falls.
+ * grow and the cost per key falls. A bulk request is one group that is never split: its elements
+ * run in one batch, up to `maxBatch` other jobs joining it only while they fit.
  */
 export function createPartialBatcher(options: PartialBatcherOptions): PartialBatcher {
   const { engine, coverage, slots } = options;
   const maxBatch = options.maxBatch ?? BATCHER_DEFAULTS.maxBatch;
   const perView = options.perView ?? BATCHER_DEFAULTS.perView;
-  const queues = new Map<string, { view: ViewDefinition; pending: Pending[]; running: number }>();
+  // Pending work as groups: a single job is a group of one, a bulk request one group of its elements.
+  const queues = new Map<string, { view: ViewDefinition; pending: Pending[][]; running: number }>();
 
   function runOne(
     view: ViewDefinition,
@@ -89,7 +101,10 @@ export function createPartialBatcher(options: PartialBatcherOptions): PartialBat
     const queue = queues.get(name);
     if (!queue) return;
     while (queue.running < perView && queue.pending.length > 0) {
-      const batch = queue.pending.splice(0, maxBatch);
+      const batch = queue.pending.shift()!;
+      while (queue.pending.length > 0 && batch.length + queue.pending[0]!.length <= maxBatch) {
+        batch.push(...queue.pending.shift()!);
+      }
       queue.running += 1;
       void runBatch(queue.view, batch).finally(() => {
         queue.running -= 1;
@@ -99,21 +114,43 @@ export function createPartialBatcher(options: PartialBatcherOptions): PartialBat
     }
   }
 
+  /** Queues `paramsList` as one group of `view` (a batchPartials view); one promise per element. */
+  function enqueue(
+    view: ViewDefinition,
+    paramsList: Record<string, unknown>[],
+    jobId: string | undefined,
+  ): Promise<PartialOutcome>[] {
+    let queue = queues.get(view.name);
+    if (!queue) {
+      queue = { view, pending: [], running: 0 };
+      queues.set(view.name, queue);
+    }
+    const group: Pending[] = [];
+    const promises = paramsList.map(
+      (params) =>
+        new Promise<PartialOutcome>((resolve, reject) => {
+          group.push({ params, identity: refreshIdentity(view.name, params), jobId, resolve, reject });
+        }),
+    );
+    queue.pending.push(group);
+    // Jobs the worker takes in the same tick join one batch.
+    if (queue.pending.length === 1) queueMicrotask(() => pump(view.name));
+    return promises;
+  }
+
   return {
     submit(view, params, jobId) {
       // A view without batchPartials runs one query per key anyway: run each job on its own, so a
       // failure stays that job's.
       if (!view.batchColumn) return slots.run(() => runOne(view, params, jobId));
-      return new Promise<PartialOutcome>((resolve, reject) => {
-        let queue = queues.get(view.name);
-        if (!queue) {
-          queue = { view, pending: [], running: 0 };
-          queues.set(view.name, queue);
-        }
-        queue.pending.push({ params, identity: refreshIdentity(view.name, params), jobId, resolve, reject });
-        // Jobs the worker takes in the same tick join one batch.
-        if (queue.pending.length === 1) queueMicrotask(() => pump(view.name));
-      });
+      return enqueue(view, [params], jobId)[0]!;
+    },
+
+    submitMany(view, paramsList, jobId) {
+      if (!view.batchColumn) {
+        return Promise.allSettled(paramsList.map((params) => slots.run(() => runOne(view, params, jobId))));
+      }
+      return Promise.allSettled(enqueue(view, paramsList, jobId));
     },
   };
 }

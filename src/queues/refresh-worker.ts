@@ -2,19 +2,20 @@ import { DelayedError, type Job, UnrecoverableError, WaitingChildrenError } from
 import type { Redis } from 'ioredis';
 import { QUEUES, type RefreshJobData, type RefreshJobResult } from '../contract.ts';
 import { describeError, isViewkeeperError } from '../errors.ts';
+import { createSlots } from '../lib/slots.ts';
+import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import { parseScheduledJobId } from '../scheduler/scheduler.ts';
 import { refreshIdentity } from '../views/params.ts';
 import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
+import { runBulk } from './bulk-refresh.ts';
 import { CHUNK_QUEUE, type ChunkJobData, createChunkedRebuild } from './chunked-rebuild.ts';
 import { createCoverage } from './coverage.ts';
 import { createQueue, createWorker } from './factories.ts';
 import { jobResult } from './job-result.ts';
 import { createPartialBatcher } from './partial-batcher.ts';
 import { parseRefreshJob } from './refresh-payload.ts';
-import { createSlots } from './slots.ts';
-import { backoffMs, isTransient } from './transient.ts';
 
 export interface RefreshWorkerOptions {
   /** Queue Redis connection with `maxRetriesPerRequest: null`; owned by the caller. */
@@ -50,17 +51,19 @@ const PARTIAL_JOBS_PER_SLOT = 64;
 /** …but never more than this in one daemon (VK_REFRESH_CONCURRENCY goes up to 256). */
 const MAX_HELD_JOBS = 1024;
 
-/**
- * Consumes the `refresh` queue (and the internal `refresh-chunks` queue of chunked rebuilds). Bad
- * payloads fail once with a one-line reason (UnrecoverableError: no retries); a run that finds its
- * (view, params) busy or inside its coalescing window goes back to the delayed set for exactly that
- * long, so later requests for it coalesce into this job; transient errors (connections,
- * serialization failures) retry with exponential backoff whatever attempts the producer set.
- */
 function coveredResult(view: string, kind: 'full' | 'partial'): RefreshJobResult {
   return { view, kind, rows: 0, version: 0, ms: 0, keys: null, superseded: false, covered: true };
 }
 
+/**
+ * Consumes the `refresh` queue (and the internal `refresh-chunks` queue of chunked rebuilds). Bad
+ * payloads fail once with a one-line reason (UnrecoverableError: no retries); a bulk request's bad
+ * elements fail alone, listed in its result. A job whose (view, params) ran within the last moment
+ * (the spacing its last run left, see run-spacing.ts) or is running goes back to the delayed set for
+ * exactly that long, so later requests for it coalesce into this job; any other job runs at once.
+ * Transient errors (connections, serialization failures) retry with exponential backoff whatever
+ * attempts the producer set.
+ */
 export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorker {
   const { registry, engine, connection, prefix } = options;
   const logger = options.logger.child({ component: 'refresh-worker' });
@@ -97,6 +100,17 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
       ignoreWindow: scheduled !== undefined,
     };
     try {
+      if (request.bulk !== undefined) {
+        const outcome = await runBulk(batcher, request.view, request.bulk, job.id, signal);
+        if (outcome.status === 'busy') return await delay(job, token, outcome.retryInMs);
+        if (outcome.result.failed) {
+          logger.warn(
+            { jobId: job.id, view: job.name, failed: outcome.result.failed, keys: request.bulk.length },
+            'bulk refresh: some entries failed',
+          );
+        }
+        return outcome.result;
+      }
       if (request.params !== undefined) {
         const outcome = await batcher.submit(request.view, request.params, job.id);
         if (outcome.status === 'covered') return coveredResult(request.view.name, 'partial');
@@ -134,19 +148,35 @@ export function createRefreshWorker(options: RefreshWorkerOptions): RefreshWorke
   // A job whose daemon died is stalled and runs again elsewhere. Refreshes are idempotent, and a
   // daemon holds many jobs at once (partial batching), so a second crash must not fail them for good
   // (BullMQ's default allows one stall).
+  const undecodable = (job: Job, reason: string) =>
+    logger.warn({ jobId: job.id, queue: job.queueName, name: job.name, reason }, 'rejected refresh job');
   const workers = [
-    createWorker<RefreshJobData, RefreshJobResult>(QUEUES.refresh, process, connection, prefix, {
-      concurrency: Math.min(MAX_HELD_JOBS, options.concurrency * PARTIAL_JOBS_PER_SLOT),
-      lockDuration,
-      stalledInterval: Math.max(500, lockDuration / 2),
-      maxStalledCount: maxStarts,
-    }),
-    createWorker<ChunkJobData, number>(CHUNK_QUEUE, chunked.chunk, connection, prefix, {
-      concurrency: Math.max(1, Math.floor(options.concurrency / 2)),
-      lockDuration,
-      stalledInterval: Math.max(500, lockDuration / 2),
-      maxStalledCount: maxStarts,
-    }),
+    createWorker<RefreshJobData, RefreshJobResult>(
+      QUEUES.refresh,
+      process,
+      connection,
+      prefix,
+      {
+        concurrency: Math.min(MAX_HELD_JOBS, options.concurrency * PARTIAL_JOBS_PER_SLOT),
+        lockDuration,
+        stalledInterval: Math.max(500, lockDuration / 2),
+        maxStalledCount: maxStarts,
+      },
+      undecodable,
+    ),
+    createWorker<ChunkJobData, number>(
+      CHUNK_QUEUE,
+      chunked.chunk,
+      connection,
+      prefix,
+      {
+        concurrency: Math.max(1, Math.floor(options.concurrency / 2)),
+        lockDuration,
+        stalledInterval: Math.max(500, lockDuration / 2),
+        maxStalledCount: maxStarts,
+      },
+      undecodable,
+    ),
   ];
   for (const worker of workers) {
     worker.on('error', (error) => logger.warn({ reason: describeError(error) }, 'refresh worker error'));

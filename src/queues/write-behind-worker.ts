@@ -3,15 +3,16 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { QUEUES, type WriteBehindJobData, type WriteBehindJobResult } from '../contract.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
+import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { type BatchEntry, type BatchOutcome, commitBatch, type JobOutcome } from '../sinks/commit-batch.ts';
+import { type BatchEntry, type BatchOutcome, commitBatch } from '../sinks/commit-batch.ts';
 import type { SinkDefinition } from '../sinks/define-sink.ts';
 import { pruneLedger } from '../sinks/ledger.ts';
 import { createRefreshBacklog, type RefreshBacklog } from '../sinks/refresh-backlog.ts';
+import { refreshTargetProblems } from '../sinks/refresh-targets.ts';
 import type { RefreshEngine } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
-import { createWorker } from './factories.ts';
-import { backoffMs, isTransient } from './transient.ts';
+import { createWorker, undecodableReason } from './factories.ts';
 import { parseWriteJob, sinksOf, type WriteRequest } from './write-behind-payload.ts';
 
 export interface WriteBehindWorkerOptions {
@@ -70,20 +71,13 @@ interface Held {
   request: WriteRequest;
 }
 
-/** The one-line reason a job with failed ops fails with. */
-function failedJobReason(outcome: JobOutcome): string {
-  const [first] = outcome.failed;
-  const more = outcome.failed.length > 1 ? ` (and ${outcome.failed.length - 1} more failed ops)` : '';
-  const committed = outcome.applied + outcome.duplicates;
-  return `${first!.reason}${more}; the job's other ${committed} ops were committed`;
-}
-
 /**
  * Consumes the `write-behind` queue in batches: jobs are fetched by hand (a BullMQ worker without a
  * processor), their ops validated, and the ops of many jobs committed in ONE Postgres transaction
  * with the idempotency ledger; only then are the jobs completed, and the views the ops touched
- * marked for refresh. Bad jobs fail at once with a one-line reason; an op rejected by the database
- * fails its job after every other op committed; transient failures give the jobs back with backoff.
+ * marked for refresh. Bad jobs fail at once with a one-line reason; an op the sink or the database
+ * refuses is kept in the dead-letter table and listed in its job's result (the job completes);
+ * transient failures give the jobs back with backoff.
  */
 export function createWriteBehindWorker(options: WriteBehindWorkerOptions): WriteBehindWorker {
   const logger = options.logger.child({ component: 'write-behind' });
@@ -171,6 +165,11 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
         token,
         `gave up after ${job.attemptsStarted} deliveries: its batches kept failing or daemons died holding it (see daemon logs)`,
       );
+      return;
+    }
+    const undecodable = undecodableReason(job);
+    if (undecodable !== undefined) {
+      reject(job, token, undecodable);
       return;
     }
     let request: WriteRequest;
@@ -276,6 +275,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
   async function commitStage(batch: Held[]): Promise<BatchOutcome<Held> | undefined> {
     const entries: BatchEntry<Held>[] = batch.map((entry) => ({
       job: entry,
+      jobId: entry.job.id,
       sink: entry.request.sink,
       ops: entry.request.ops,
     }));
@@ -328,17 +328,22 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
       batch.map(async (entry) => {
         const result = outcome.jobs.get(entry)!;
         try {
-          if (result.failed.length > 0) {
-            const reason = failedJobReason(result);
-            logger.warn({ jobId: entry.job.id, sink: entry.job.name, reason }, 'write-behind op failed');
-            await entry.job.moveToFailed(new UnrecoverableError(reason), entry.token, false);
-          } else {
-            await entry.job.moveToCompleted(
-              { applied: result.applied, duplicates: result.duplicates },
-              entry.token,
-              false,
+          if (result.rejected.length > 0) {
+            logger.warn(
+              {
+                jobId: entry.job.id,
+                sink: entry.job.name,
+                rejected: result.rejected.length,
+                reason: result.rejected[0]!.reason,
+              },
+              'write-behind ops rejected: kept in viewkeeper.rejected_ops',
             );
           }
+          await entry.job.moveToCompleted(
+            { applied: result.applied, duplicates: result.duplicates, rejected: result.rejected },
+            entry.token,
+            false,
+          );
         } catch (error) {
           // Lock lost (this daemon stalled): the job is redelivered and its ops skipped by the ledger.
           logger.warn(
@@ -351,10 +356,10 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
     logger.info(
       {
         jobs: batch.length,
-        ops: outcome.applied + outcome.duplicates + outcome.failed,
+        ops: outcome.applied + outcome.duplicates + outcome.rejected,
         applied: outcome.applied,
         duplicates: outcome.duplicates || undefined,
-        failed: outcome.failed || undefined,
+        rejected: outcome.rejected || undefined,
         refreshes: outcome.refreshes.length,
         commitMs: committedMs,
         ms: Math.round(performance.now() - started),
@@ -427,20 +432,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
 /** A sink that refreshes a view the registry does not have is a definition error: stop start-up. */
 function checkRefreshViews(sinks: Map<string, SinkDefinition>, registry: Registry): void {
   for (const sink of sinks.values()) {
-    for (const target of sink.refresh) {
-      const view = registry.view(target.view);
-      if (!view) {
-        throw new ViewkeeperError(
-          'E_SINK_DEFINITION',
-          `sink ${JSON.stringify(sink.name)} refreshes view ${JSON.stringify(target.view)}, which is not defined`,
-        );
-      }
-      if (target.kind !== 'full' && !view.params) {
-        throw new ViewkeeperError(
-          'E_SINK_DEFINITION',
-          `sink ${JSON.stringify(sink.name)} refreshes view ${JSON.stringify(target.view)} by params, but the view has no partial refresh: use 'full'`,
-        );
-      }
-    }
+    const [problem] = refreshTargetProblems(sink, (name) => registry.view(name));
+    if (problem) throw new ViewkeeperError('E_SINK_DEFINITION', problem);
   }
 }

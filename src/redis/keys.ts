@@ -16,12 +16,44 @@ export function viewKeys(prefix: string, view: string) {
   };
 }
 
+/**
+ * Hash of one view's drift-audit counters (views/audit.ts): cumulative `checked`, `drifted`,
+ * `repaired`, and the last audit's `last_at`, `last_checked`, `last_drifted`, `last_repaired`,
+ * `last_keys` (JSON: up to 20 drifted keys). Apart from the metadata hash, which the run scripts own.
+ */
+export function auditKey(prefix: string, view: string): string {
+  return `${prefix}:audit:${view}`;
+}
+
 /** Keys that coordinate runs of one (view, params) identity across daemons. */
 export function runKeys(prefix: string, identity: string) {
   return {
     lock: `${prefix}:lock:${identity}`,
     window: `${prefix}:window:${identity}`,
+    /** The highest refresh-job number a finished run covers (queues/coverage.ts), with an expiry. */
+    covered: `${prefix}:covered:${identity}`,
   };
+}
+
+/** Queue Redis: progress hash of a chunked rebuild, keyed by its parent refresh job (queues/chunked-rebuild.ts). */
+export function chunkStateKey(prefix: string, parentJobId: string): string {
+  return `${prefix}:chunked:${parentJobId}`;
+}
+
+/** SCAN pattern of every chunked rebuild's progress hash. */
+export function chunkStatePattern(prefix: string): string {
+  return `${prefix}:chunked:*`;
+}
+
+/** Queue Redis: the durable backlog of refreshes write-behind owes (sinks/refresh-backlog.ts). */
+export function refreshBacklogKey(prefix: string): string {
+  // Outside the queue's own `{prefix}:write-behind:*` key space.
+  return `${prefix}:sinks:refresh`;
+}
+
+/** Queue Redis: one daemon's claim of a cron tick (or start-up catch-up) of a view's schedule slot. */
+export function tickClaimKey(prefix: string, kind: 'cron' | 'catchup', view: string, slot: Date): string {
+  return `${prefix}:tick:${kind}:${view}:${slot.getTime()}`;
 }
 
 /** The events pub/sub channel and the capped events stream share this name. */
@@ -48,5 +80,25 @@ export function clientKeys(prefix: string) {
     tag: (tag: string) => `${prefix}:tag:${tag}`,
     /** Hash of counters every client adds to: hits, misses, stale_served, l1_hits, loader_calls, errors. */
     stats: `${prefix}:client:stats`,
+  };
+}
+
+/**
+ * Key names inside a BullMQ queue that viewkeeper reads or writes itself, as BullMQ 6.7 (the version
+ * in package.json) lays them out: `{prefix}:{queue}:…`. BullMQ does not promise these names; an
+ * upgrade must check them here (test/integration/undecodable-jobs.test.ts and the coverage and
+ * chunked-rebuild tests fail when they move).
+ */
+export function bullmqKeys(prefix: string, queue: string) {
+  const base = `${prefix}:${queue}`;
+  return {
+    /** The job hash (`data`, `opts`, `failedReason`, …). */
+    job: (id: string) => `${base}:${id}`,
+    /** The counter job ids are taken from (INCR). */
+    id: `${base}:id`,
+    /** Deduplication: the id of the job holding deduplication id `id`. */
+    dedup: (id: string) => `${base}:de:${id}`,
+    /** Deduplication with keepLastIfActive: the request kept while the job is active. */
+    dedupNext: (id: string) => `${base}:dn:${id}`,
   };
 }

@@ -1,61 +1,27 @@
-import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
+import { defineScripts, type LuaScripts } from './lua.ts';
 
-// One Lua file per atomic operation; each file's header documents its KEYS and ARGV.
-const SCRIPTS = {
-  vkAcquireRun: { file: 'acquire-run.lua', keys: 'variable' },
-  vkExtendLock: { file: 'extend-lock.lua', keys: 'variable' },
-  vkFinishRun: { file: 'finish-run.lua', keys: 'variable' },
-  vkFailRun: { file: 'fail-run.lua', keys: 'variable' },
-  vkWriteRows: { file: 'write-rows.lua', keys: 2 },
-  vkDeleteRows: { file: 'delete-rows.lua', keys: 2 },
-  vkSweepRows: { file: 'sweep-rows.lua', keys: 2 },
-  vkWriteMembers: { file: 'write-members.lua', keys: 3 },
-  vkSwapMembers: { file: 'swap-members.lua', keys: 4 },
-  vkSwapValue: { file: 'swap-value.lua', keys: 2 },
-} as const satisfies Record<string, { file: string; keys: number | 'variable' }>;
+// The refresh engine's scripts: one Lua file per atomic operation; each file's header documents its
+// KEYS and ARGV. Loaded by the one loader (lua.ts).
+const at = (file: string) => new URL(`./scripts/${file}`, import.meta.url);
+const ENGINE_SCRIPTS = defineScripts({
+  vkAcquireRun: { file: at('acquire-run.lua'), keys: 'variable' },
+  vkExtendLock: { file: at('extend-lock.lua'), keys: 'variable' },
+  vkFinishRun: { file: at('finish-run.lua'), keys: 'variable' },
+  vkFailRun: { file: at('fail-run.lua'), keys: 'variable' },
+  vkWriteRows: { file: at('write-rows.lua'), keys: 2 },
+  vkDeleteRows: { file: at('delete-rows.lua'), keys: 2 },
+  vkSweepRows: { file: at('sweep-rows.lua'), keys: 2 },
+  vkWriteMembers: { file: at('write-members.lua'), keys: 3 },
+  vkSwapMembers: { file: at('swap-members.lua'), keys: 4 },
+  vkSwapValue: { file: at('swap-value.lua'), keys: 2 },
+});
 
-export type ScriptName = keyof typeof SCRIPTS;
-type Arg = string | number;
-type ScriptFn = (...args: Arg[]) => Promise<unknown>;
-
-/** Calls one of viewkeeper's scripts (EVALSHA, falling back to EVAL once per connection). */
-export interface Scripts {
-  run<T = unknown>(name: ScriptName, keys: string[], args: Arg[]): Promise<T>;
-  /** Queues the script on a pipeline or multi. */
-  queue(pipeline: ChainableCommander, name: ScriptName, keys: string[], args: Arg[]): void;
-}
-
-let sources: Map<ScriptName, string> | undefined;
-
-function readSources(): Map<ScriptName, string> {
-  sources ??= new Map(
-    (Object.keys(SCRIPTS) as ScriptName[]).map((name) => [
-      name,
-      readFileSync(new URL(`./scripts/${SCRIPTS[name].file}`, import.meta.url), 'utf8'),
-    ]),
-  );
-  return sources;
-}
+/** Calls one of the engine's scripts. */
+export type Scripts = ReturnType<typeof ENGINE_SCRIPTS.load>;
+export type ScriptName = Scripts extends LuaScripts<infer Name> ? Name : never;
 
 /** Registers the scripts on `redis` (idempotent) and returns a typed caller. */
 export function loadScripts(redis: Redis): Scripts {
-  const commands = redis as unknown as Record<string, ScriptFn>;
-  for (const [name, lua] of readSources()) {
-    if (typeof commands[name] !== 'function') {
-      const keys = SCRIPTS[name].keys;
-      // 'variable': the caller passes the number of keys first (ioredis' convention).
-      redis.defineCommand(name, { numberOfKeys: keys === 'variable' ? undefined : keys, lua });
-    }
-  }
-  const head = (name: ScriptName, keys: string[]): Arg[] =>
-    SCRIPTS[name].keys === 'variable' ? [keys.length, ...keys] : keys;
-  return {
-    run<T>(name: ScriptName, keys: string[], args: Arg[]) {
-      return commands[name]!.call(redis, ...head(name, keys), ...args) as Promise<T>;
-    },
-    queue(pipeline, name, keys, args) {
-      (pipeline as unknown as Record<string, (...a: Arg[]) => unknown>)[name]!(...head(name, keys), ...args);
-    },
-  };
+  return ENGINE_SCRIPTS.load(redis);
 }

@@ -4,11 +4,11 @@ import type { Redis } from 'ioredis';
 import nodeCron, { type ScheduledTask } from 'node-cron';
 import { refreshDedupId } from '../contract.ts';
 import { describeError } from '../errors.ts';
+import { previousSlot, slotIntervalMs } from '../lib/cron.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { viewKeys } from '../redis/keys.ts';
+import { tickClaimKey, viewKeys } from '../redis/keys.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { Registry } from '../views/registry.ts';
-import { previousSlot, slotIntervalMs } from './cron.ts';
 
 export interface SchedulerOptions {
   registry: Registry;
@@ -61,7 +61,7 @@ export function createScheduler(options: SchedulerOptions): Scheduler {
   const scheduled = [...registry.views.values()].filter((view) => view.schedule);
 
   const claimKey = (kind: 'cron' | 'catchup', view: ViewDefinition, slot: Date) =>
-    `${prefix}:tick:${kind}:${view.name}:${slot.getTime()}`;
+    tickClaimKey(prefix, kind, view.name, slot);
 
   async function claim(kind: 'cron' | 'catchup', view: ViewDefinition, slot: Date): Promise<boolean> {
     return (await claims.set(claimKey(kind, view, slot), owner, 'PX', CLAIM_TTL_MS, 'NX')) === 'OK';

@@ -66,7 +66,7 @@ export const DEFAULT_TEXT_MAX = 10_000;
 export const RESERVED_FIELDS = ['id', 'at'] as const;
 const FIELD_NAME = /^[a-z][a-z0-9_]{0,62}$/;
 
-const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$/;
+export const ISO_TIMESTAMP = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)$/;
 
 const EXPECTED: Record<FieldType, string> = {
   bigint: 'a whole number between -2^63 and 2^63-1 (JSON number or decimal string)',
@@ -129,9 +129,7 @@ function coerce(field: ResolvedField, value: unknown): unknown {
     case 'number':
       return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
     case 'text':
-      return typeof value === 'string' && value.length <= field.maxLength && !value.includes('\u0000')
-        ? value
-        : undefined;
+      return typeof value === 'string' && value.length <= field.maxLength ? value : undefined;
     case 'uuid':
       return typeof value === 'string' && UUID.test(value) ? value.toLowerCase() : undefined;
     case 'boolean':
@@ -147,6 +145,19 @@ function expected(field: ResolvedField): string {
   if (field.oneOf) return `one of ${field.oneOf.map((value) => JSON.stringify(value)).join(', ')}`;
   if (field.type === 'text') return `a string of at most ${field.maxLength} characters`;
   return EXPECTED[field.type];
+}
+
+/**
+ * What Postgres cannot store in a `text` (or `jsonb`) value, so that it is refused before any
+ * statement is built rather than failing the batch later: NUL (`\u0000`), which text types reject
+ * (SQLSTATE 22021), and an unpaired UTF-16 surrogate, which is not Unicode (pg would silently turn it
+ * into U+FFFD in text and jsonb refuses its escape). Undefined when `value` is storable.
+ */
+export function unstorableText(value: string): string | undefined {
+  if (value.includes('\u0000')) return 'contains a NUL character (\\u0000), which Postgres text cannot store';
+  if (!value.isWellFormed())
+    return 'contains an unpaired UTF-16 surrogate (not valid Unicode), which Postgres cannot store';
+  return undefined;
 }
 
 /**
@@ -170,6 +181,8 @@ export function validateOp(
   if (typeof id !== 'string' || id.length === 0 || id.length > MAX_OP_ID_LENGTH) {
     bad(`"id" must be a non-empty string of at most ${MAX_OP_ID_LENGTH} characters, got ${show(id)}`);
   }
+  const idProblem = unstorableText(id as string);
+  if (idProblem) bad(`"id" ${show(id)} ${idProblem}`);
   const out: Record<string, unknown> = { id };
   for (const name of Object.keys(op)) {
     if (name !== 'id' && !fields.some((field) => field.name === name)) {
@@ -185,6 +198,10 @@ export function validateOp(
       if (!field.nullable) bad(`field "${field.name}" is null: expected ${expected(field)}`);
       out[field.name] = null;
       continue;
+    }
+    if (field.type === 'text' && typeof given === 'string') {
+      const problem = unstorableText(given);
+      if (problem) bad(`field "${field.name}" ${show(given)} ${problem}`);
     }
     const value = coerce(field, given);
     if (value === undefined || (field.oneOf && !field.oneOf.includes(value as string | number | boolean))) {

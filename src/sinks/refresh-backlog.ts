@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
 import { describeError } from '../errors.ts';
+import { createSlots } from '../lib/slots.ts';
+import { backoffMs } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { createSlots } from '../queues/slots.ts';
-import { backoffMs } from '../queues/transient.ts';
+import { refreshBacklogKey } from '../redis/keys.ts';
+import { defineScripts } from '../redis/lua.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import { validateParams } from '../views/params.ts';
 import type { RefreshEngine, RefreshOutcome } from '../views/refresh-engine.ts';
@@ -17,10 +18,8 @@ import type { RefreshTargetRequest } from './commit-batch.ts';
 // meanwhile, so a write committed while its view was refreshing is never missed. When refreshes
 // cannot keep up, the views a sink lists first are refreshed first.
 
-/** `{prefix}:sinks:refresh` — outside the queue's own `{prefix}:write-behind:*` key space. */
-export function refreshBacklogKey(prefix: string): string {
-  return `${prefix}:sinks:refresh`;
-}
+/** Built in redis/keys.ts; re-exported for the tests and benchmarks that read the backlog. */
+export { refreshBacklogKey };
 
 export interface RefreshBacklogOptions {
   /** Queue Redis (persistent, noeviction); owned by the caller. */
@@ -60,32 +59,11 @@ const SATURATED_BATCH = 50;
 const LEVELS = 10;
 const LEVEL = 1e13;
 
-const SCRIPTS = {
-  vkMarkRefreshes: { file: 'mark-refreshes.lua', keys: 1 },
-  vkClaimRefreshes: { file: 'claim-refreshes.lua', keys: 1 },
-  vkReleaseRefresh: { file: 'release-refresh.lua', keys: 1 },
-} as const;
-
-type ScriptCaller = (...args: (string | number)[]) => Promise<unknown>;
-
-function defineScripts(redis: Redis): Record<keyof typeof SCRIPTS, ScriptCaller> {
-  const commands = redis as unknown as Record<string, ScriptCaller>;
-  for (const [name, script] of Object.entries(SCRIPTS)) {
-    if (typeof commands[name] !== 'function') {
-      const lua = readFileSync(new URL(`./scripts/${script.file}`, import.meta.url), 'utf8');
-      redis.defineCommand(name, { numberOfKeys: script.keys, lua });
-    }
-  }
-  const call =
-    (name: keyof typeof SCRIPTS): ScriptCaller =>
-    (...args) =>
-      commands[name]!.call(redis, ...args);
-  return {
-    vkMarkRefreshes: call('vkMarkRefreshes'),
-    vkClaimRefreshes: call('vkClaimRefreshes'),
-    vkReleaseRefresh: call('vkReleaseRefresh'),
-  };
-}
+const BACKLOG_SCRIPTS = defineScripts({
+  vkMarkRefreshes: { file: new URL('./scripts/mark-refreshes.lua', import.meta.url), keys: 1 },
+  vkClaimRefreshes: { file: new URL('./scripts/claim-refreshes.lua', import.meta.url), keys: 1 },
+  vkReleaseRefresh: { file: new URL('./scripts/release-refresh.lua', import.meta.url), keys: 1 },
+});
 
 /** `[view, params]` with params in the view's declared order: one member per (view, params). */
 function memberOf(view: string, params: Record<string, unknown> | undefined): string {
@@ -99,7 +77,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
   const fullConcurrency = options.concurrency ?? BACKLOG_DEFAULTS.concurrency;
   const leaseMs = options.leaseMs ?? BACKLOG_DEFAULTS.leaseMs;
   const pollMs = options.pollMs ?? BACKLOG_DEFAULTS.pollMs;
-  const scripts = defineScripts(redis);
+  const scripts = BACKLOG_SCRIPTS.load(redis);
   const failures = new Map<string, number>();
   const running = new Set<Promise<void>>();
   // While commits saturate the worker: one small batch at a time (throttle()).
@@ -152,7 +130,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     if (outcome.status === 'busy')
       return reschedule(entry.member, entry.lease, Date.now() + outcome.retryInMs);
     failures.delete(entry.member);
-    await scripts.vkReleaseRefresh(key, entry.lease, entry.member);
+    await scripts.run('vkReleaseRefresh', [key], [entry.lease, entry.member]);
   }
 
   /**
@@ -163,7 +141,9 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     const view = options.views(name);
     if (!view) {
       logger.warn({ view: name }, 'refresh owed to a view that no longer exists: dropped');
-      await Promise.all(entries.map((entry) => scripts.vkReleaseRefresh(key, entry.lease, entry.member)));
+      await Promise.all(
+        entries.map((entry) => scripts.run('vkReleaseRefresh', [key], [entry.lease, entry.member])),
+      );
       return;
     }
     // One batched run for a view that allows it; otherwise each entry on its own, failing alone.
@@ -204,7 +184,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
       }
     } catch {}
     logger.warn({ member: member.slice(0, 200) }, 'malformed refresh backlog entry: dropped');
-    scripts.vkReleaseRefresh(key, lease, member).catch(() => undefined);
+    scripts.run('vkReleaseRefresh', [key], [lease, member]).catch(() => undefined);
     return undefined;
   }
 
@@ -216,13 +196,16 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
           continue;
         }
         // Each task takes a view's due entries as one batch: claim enough to fill the free tasks.
-        const reply = (await scripts.vkClaimRefreshes(
-          key,
-          Date.now(),
-          leaseMs,
-          (tasks() - running.size) * (saturated ? SATURATED_BATCH : BATCH_PER_TASK),
-          LEVELS,
-        )) as string[];
+        const reply = await scripts.run<string[]>(
+          'vkClaimRefreshes',
+          [key],
+          [
+            Date.now(),
+            leaseMs,
+            (tasks() - running.size) * (saturated ? SATURATED_BATCH : BATCH_PER_TASK),
+            LEVELS,
+          ],
+        );
         if (reply[0] === '') {
           const dueIn = Number(reply[1]);
           if (!closed) await sleep(dueIn < 0 ? pollMs : Math.max(1, Math.min(pollMs, dueIn)));
@@ -274,7 +257,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
       }
       const now = Date.now();
       for (let start = 0; start < entries.length; start += 2000) {
-        await scripts.vkMarkRefreshes(key, now, ...entries.slice(start, start + 2000));
+        await scripts.run('vkMarkRefreshes', [key], [now, ...entries.slice(start, start + 2000)]);
       }
       if (entries.length > 0) wake?.();
     },

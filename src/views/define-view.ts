@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
-import { cronProblem } from '../scheduler/cron.ts';
+import { cronProblem } from '../lib/cron.ts';
 import { type KeyTemplate, parseKeyTemplate } from './key-template.ts';
 import type { ParamSpec, ParamType, ParamValues } from './params.ts';
 
@@ -61,10 +61,10 @@ export interface ViewSchedule {
  *   ttl: 3600,
  * });
  */
-export interface ViewOptions<DB, P extends ParamSpec, R extends Row> {
+export interface ViewOptions<DB, P extends ParamSpec, R extends Row, S extends ViewShape = ViewShape> {
   /** Unique name; the refresh queue's job name. `[a-z0-9_]`, up to 64 characters. */
   name: string;
-  shape: ViewShape;
+  shape: S;
   /**
    * Redis key. For `hash` and `value`: a template filled from each row (`user:{id}`). For `zset` and
    * `json`: one fixed key (placeholders allowed only if filled by nothing — i.e. none).
@@ -109,18 +109,24 @@ export interface ViewOptions<DB, P extends ParamSpec, R extends Row> {
   /** Tables the view reads; write-behind sinks use this to know whom to refresh. */
   dependsOn?: string[];
   /**
-   * Minimum milliseconds between two runs of the same (view, params): requests arriving inside the
-   * window collapse into one run at its end. 0 disables the window (runs still never overlap).
-   * @defaultValue 1000
+   * A rate limit: at least this many milliseconds between two runs of the same (view, params);
+   * requests arriving inside the window collapse into one run at its end, and each of them waits
+   * for that end. 0 = no window (runs still never overlap). Unset, the window after a run is the
+   * longer of 100 ms and the run's own duration (see run-spacing.ts): lone requests start at once.
+   * @defaultValue unset (adaptive)
    */
   coalesceMs?: number;
 }
 
-/** A view after validation: what the registry holds and the engine runs. */
-export interface ViewDefinition {
+/**
+ * A view after validation: what the registry holds and the engine runs. `S` keeps the literal shape,
+ * so a client given definitions checks view names per shape (`client.zset('user_stats')` does not
+ * compile).
+ */
+export interface ViewDefinition<S extends ViewShape = ViewShape> {
   kind: 'view';
   name: string;
-  shape: ViewShape;
+  shape: S;
   key: KeyTemplate;
   member: KeyTemplate | undefined;
   score: string | undefined;
@@ -142,10 +148,11 @@ export interface ViewDefinition {
   schedule: Required<ViewSchedule> | undefined;
   catchUp: boolean;
   dependsOn: string[];
-  coalesceMs: number;
+  /** Fixed window between runs of one (view, params); undefined = adaptive (runSpacingMs). */
+  coalesceMs: number | undefined;
 }
 
-export const VIEW_DEFAULTS = { ttl: 0, catchUp: true, coalesceMs: 1000 } as const;
+export const VIEW_DEFAULTS = { ttl: 0, catchUp: true } as const;
 const PARAM_TYPES: ParamType[] = ['bigint', 'integer', 'text', 'uuid', 'boolean'];
 
 function fail(name: string, message: string): never {
@@ -157,8 +164,10 @@ function fail(name: string, message: string): never {
  * are inferred: `defineView<Database>()({ … })`.
  */
 export function defineView<DB>() {
-  return <const P extends ParamSpec, R extends Row>(options: ViewOptions<DB, P, R>): ViewDefinition =>
-    resolveView(options as unknown as ViewOptions<unknown, ParamSpec, Row>);
+  return <const P extends ParamSpec, R extends Row, const S extends ViewShape>(
+    options: ViewOptions<DB, P, R, S>,
+  ): ViewDefinition<S> =>
+    resolveView(options as unknown as ViewOptions<unknown, ParamSpec, Row>) as ViewDefinition<S>;
 }
 
 export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): ViewDefinition {
@@ -212,8 +221,11 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
   const ttl = options.ttl ?? VIEW_DEFAULTS.ttl;
   if (!Number.isInteger(ttl) || ttl < 0)
     fail(name, `ttl must be whole seconds ≥ 0, got ${JSON.stringify(options.ttl)}`);
-  const coalesceMs = options.coalesceMs ?? VIEW_DEFAULTS.coalesceMs;
-  if (!Number.isInteger(coalesceMs) || coalesceMs < 0 || coalesceMs > 3_600_000) {
+  const coalesceMs = options.coalesceMs;
+  if (
+    coalesceMs !== undefined &&
+    (!Number.isInteger(coalesceMs) || coalesceMs < 0 || coalesceMs > 3_600_000)
+  ) {
     fail(
       name,
       `coalesceMs must be whole milliseconds from 0 to 3600000, got ${JSON.stringify(options.coalesceMs)}`,

@@ -107,6 +107,24 @@ describe('queues', () => {
     }
   });
 
+  it('refresh() with a list of params enqueues one bulk job, not deduplicated, and refuses an empty list', async () => {
+    const client = createClient({ redisUrl: ctx.redisUrl, prefix: ctx.prefix });
+    const queue = new Queue('refresh', { connection: { url: ctx.redisUrl }, prefix: ctx.prefix });
+    try {
+      const keys = [{ user_id: 1 }, { user_id: 2 }];
+      const first = await client.refresh('user_stats', keys);
+      const second = await client.refresh('user_stats', keys);
+      expect(second.jobId).not.toBe(first.jobId);
+      const job = await queue.getJob(first.jobId);
+      expect(job?.data).toEqual({ params: keys });
+      expect(job?.opts.deduplication).toBeUndefined();
+      await expect(client.refresh('user_stats', [])).rejects.toMatchObject({ code: 'E_BAD_PARAMS' });
+    } finally {
+      await queue.close();
+      await client.close();
+    }
+  });
+
   it('write() validates ops and enqueues { ops } on the write-behind queue under the sink name (group commit)', async () => {
     const client = createClient({ redisUrl: ctx.redisUrl, prefix: ctx.prefix });
     const queue = new Queue('write-behind', { connection: { url: ctx.redisUrl }, prefix: ctx.prefix });

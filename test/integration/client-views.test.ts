@@ -1,5 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import trendingView from '../../demo/jobs/trending.ts';
+import userStatsView from '../../demo/jobs/user-stats.ts';
 import { isViewkeeperError } from '../../src/errors.ts';
 import { createClient, type ViewkeeperClient } from '../../src/index.ts';
 import type { ViewDefinition } from '../../src/views/define-view.ts';
@@ -74,6 +76,24 @@ describe('typed view reads', () => {
       // A typed client goes wherever a plain one is expected (checked by npm run typecheck).
       const plain: ViewkeeperClient = typed;
       expect(await plain.hash('stats', { user_id: userId })).not.toBeNull();
+    } finally {
+      await typed.close();
+    }
+  });
+
+  it('with view definitions as descriptors, view names are checked per shape by the compiler too', async () => {
+    const typed = createClient({
+      redisUrl: ctx.redisUrl,
+      prefix: ctx.prefix,
+      views: { user_stats: userStatsView, trending: trendingView },
+      onMiss: 'null',
+    });
+    try {
+      expect((await typed.zset('trending', { top: 2 })).length).toBe(2);
+      // @ts-expect-error user_stats is a hash view, not a zset view
+      await expect(typed.zset('user_stats', { top: 1 })).rejects.toMatchObject({ code: 'E_BAD_PARAMS' });
+      // @ts-expect-error trending is a zset view, not a hash view
+      await expect(typed.hash('trending', { post_id: 1 })).rejects.toMatchObject({ code: 'E_BAD_PARAMS' });
     } finally {
       await typed.close();
     }

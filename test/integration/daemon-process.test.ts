@@ -131,6 +131,29 @@ describe('daemon and CLI as processes', () => {
     expect(lines[0]).toContain('"user_id"');
     expect(lines[0]).toContain('"abc"');
 
+    // --key per key: one bulk job; the bad key fails alone, listed on stderr, and the exit is 1.
+    const bulk = await runCli(
+      [
+        'refresh',
+        'user_stats',
+        '--key',
+        'user_id=2',
+        '--key',
+        'user_id=abc',
+        '--key',
+        '{"user_id":3}',
+        '--wait',
+      ],
+      env,
+    );
+    expect(bulk.code).toBe(1);
+    expect(bulk.stdout).toMatch(
+      /^refreshed user_stats \(bulk\): 3 keys — 2 done, 0 covered, 1 failed; 2 rows in \d+ ms, version \d+\n$/,
+    );
+    expect(bulk.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(/^failed: params\[1\]: param "user_id" of view "user_stats" is "abc"/),
+    ]);
+
     const status = await runCli(['status', '--json'], env);
     expect(status.stderr).toBe('');
     expect(status.code).toBe(0);

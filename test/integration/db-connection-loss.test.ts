@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type DbHandle } from '../../src/db/create-db.ts';
-import { isTransient } from '../../src/queues/transient.ts';
+import { isTransient } from '../../src/lib/transient.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 
 // What a query sees when Postgres drops its connection: it fails (transiently, so it is retried), and

@@ -28,7 +28,19 @@ describe('resolveConfig', () => {
       logLevel: 'info',
       refreshConcurrency: 4,
       jobLockMs: 15000,
+      auditIntervalMs: 600_000,
+      auditSample: 20,
     });
+  });
+
+  it('VK_AUDIT_INTERVAL_MS=0 turns the drift audit off; VK_AUDIT_SAMPLE must be 1 or more', () => {
+    expect(resolveConfig({ VK_AUDIT_INTERVAL_MS: '0', VK_AUDIT_SAMPLE: '500' })).toMatchObject({
+      auditIntervalMs: 0,
+      auditSample: 500,
+    });
+    expect(() => resolveConfig({ VK_AUDIT_SAMPLE: '0' })).toThrow(
+      'VK_AUDIT_SAMPLE="0" is invalid: expected a whole number from 1 to 10000',
+    );
   });
 
   it('defaults QUEUE_REDIS_URL to REDIS_URL and keeps a database number', () => {

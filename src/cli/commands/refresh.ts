@@ -2,6 +2,7 @@ import type { Queue, QueueEvents } from 'bullmq';
 import { enqueueRefresh, waitForRefresh } from '../../client/refresh.ts';
 import { loadConfig } from '../../config/config.ts';
 import { endpointOf } from '../../config/redact.ts';
+import type { RefreshJobResult } from '../../contract.ts';
 import { QUEUES } from '../../contract.ts';
 import { ViewkeeperError } from '../../errors.ts';
 import { chunkStateKey } from '../../queues/chunked-rebuild.ts';
@@ -12,35 +13,30 @@ import { loadRegistry } from '../../views/registry.ts';
 import {
   CLOSE_TIMEOUT_MS,
   CONNECT_TIMEOUT_MS,
+  type CommandIo,
   defineCommand,
   integerFlag,
   usageError,
   within,
 } from '../command.ts';
-
-function parseParams(values: string[] | undefined): Record<string, string> | undefined {
-  if (!values || values.length === 0) return undefined;
-  const params: Record<string, string> = {};
-  for (const pair of values) {
-    const at = pair.indexOf('=');
-    if (at <= 0) throw usageError(`--param ${JSON.stringify(pair)} is invalid: expected name=value`);
-    params[pair.slice(0, at)] = pair.slice(at + 1);
-  }
-  return params;
-}
+import { refreshParams } from '../refresh-params.ts';
 
 export const refreshCommand = defineCommand({
   name: 'refresh',
   summary:
-    'Enqueues a refresh of a view on the refresh queue (the same path other apps use): a full rebuild, or with --param only the keys those params select.',
-  usage: 'refresh <view> [--param name=value]… [--wait] [--timeout seconds]',
+    'Enqueues a refresh of a view on the refresh queue (the same path other apps use): a full rebuild, with --param only the key those params select, or with --key a bulk refresh of many keys.',
+  usage: 'refresh <view> [--param name=value]… | [--key name=value|JSON]… [--wait] [--timeout seconds]',
   help: [
-    '  --param name=value  narrow to a partial refresh (repeatable); values are validated by the daemon',
+    '  --param name=value  narrow to a partial refresh of one key (repeat for each param; each name once);',
+    '                      values are validated by the daemon',
+    '  --key name=value    one key of a bulk refresh (repeat per key, up to 10000); for a view with several',
+    '                      params give a JSON object: --key \'{"org_id":1,"user_id":2}\'',
     '  --wait              wait for the run, print rows and duration; exit 1 with the reason if it failed',
     '  --timeout seconds   how long --wait waits (default 60)',
   ],
   options: {
     param: { type: 'string', multiple: true },
+    key: { type: 'string', multiple: true },
     wait: { type: 'boolean' },
     timeout: { type: 'string' },
   },
@@ -49,7 +45,10 @@ export const refreshCommand = defineCommand({
     const [view, ...extra] = input.positionals;
     if (!view) throw usageError('which view? give its name: viewkeeper refresh <view>');
     if (extra.length > 0) throw usageError(`unexpected argument ${JSON.stringify(extra[0])}`);
-    const params = parseParams(input.values.param as string[] | undefined);
+    const params = refreshParams(
+      input.values.param as string[] | undefined,
+      input.values.key as string[] | undefined,
+    );
     const timeoutSeconds = integerFlag(input, 'timeout', 1, 86_400) ?? 60;
     const wait = input.values.wait === true;
     const config = loadConfig();
@@ -74,7 +73,10 @@ export const refreshCommand = defineCommand({
         const job = await within(enqueueRefresh(queue, view, params, { reason: 'cli' }), remaining(), () =>
           lost(config.queueRedisUrl, variable, 'enqueue the refresh'),
         );
-        io.out(`enqueued ${params ? 'partial' : 'full'} refresh of ${view} (job ${job.id})`);
+        const what = Array.isArray(params)
+          ? `bulk refresh of ${params.length} keys`
+          : `${params ? 'partial' : 'full'} refresh`;
+        io.out(`enqueued ${what} of ${view} (job ${job.id})`);
         return 0;
       }
       events = createQueueEvents(QUEUES.refresh, connection, config.prefix);
@@ -92,6 +94,7 @@ export const refreshCommand = defineCommand({
         ? showChunkProgress(connection, chunkStateKey(config.prefix, job.id!))
         : undefined;
       const result = await waitForRefresh(job, events, remaining()).finally(() => stopProgress?.());
+      if (result.entries) return reportBulk(view, result, io);
       io.out(
         `refreshed ${view} (${result.kind}): ${result.rows} rows in ${result.ms} ms, version ${result.version}${result.superseded ? ' (superseded by a newer rebuild)' : ''}`,
       );
@@ -109,6 +112,17 @@ export const refreshCommand = defineCommand({
   },
 });
 
+/** Prints a bulk refresh's outcome; each failed entry on a line of its own, and exit 1 if any failed. */
+function reportBulk(view: string, result: RefreshJobResult, io: CommandIo): number {
+  const entries = result.entries ?? [];
+  const count = (status: string) => entries.filter((entry) => entry.status === status).length;
+  io.out(
+    `refreshed ${view} (bulk): ${entries.length} keys — ${count('done')} done, ${count('covered')} covered, ${count('failed')} failed; ${result.rows} rows in ${result.ms} ms, version ${result.version}`,
+  );
+  for (const entry of entries) if (entry.status === 'failed') io.err(`failed: ${entry.reason}`);
+  return count('failed') > 0 ? 1 : 0;
+}
+
 /**
  * When the definitions can be loaded (VK_JOBS_DIR), refuses an unknown view or bad params before
  * anything is enqueued, with the reason the daemon would give (exit 2). Without definitions the
@@ -117,7 +131,7 @@ export const refreshCommand = defineCommand({
 async function checkRequest(
   jobsDir: string,
   view: string,
-  params: Record<string, string> | undefined,
+  params: Record<string, unknown> | Record<string, unknown>[] | undefined,
 ): Promise<void> {
   const registry = await loadRegistry(jobsDir).catch(() => undefined);
   if (!registry || registry.views.size === 0) return;

@@ -3,10 +3,10 @@ import { sql } from 'kysely';
 import { loadConfig } from '../../config/config.ts';
 import { QUEUES } from '../../contract.ts';
 import { createDb } from '../../db/create-db.ts';
+import { nextSlot } from '../../lib/cron.ts';
 import { createQueue } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
-import { viewKeys } from '../../redis/keys.ts';
-import { nextSlot } from '../../scheduler/cron.ts';
+import { auditKey, chunkStatePattern, viewKeys } from '../../redis/keys.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import { CLOSE_TIMEOUT_MS, defineCommand, within } from '../command.ts';
 
@@ -45,9 +45,12 @@ export const statusCommand = defineCommand({
       const names = [...registry.views.keys()].sort();
       const pipeline = views.pipeline();
       for (const name of names) pipeline.hgetall(viewKeys(config.prefix, name).meta);
-      const metas = ((await pipeline.exec()) ?? []).map(
+      for (const name of names) pipeline.hgetall(auditKey(config.prefix, name));
+      const hashes = ((await pipeline.exec()) ?? []).map(
         ([, value]) => (value ?? {}) as Record<string, string>,
       );
+      const metas = hashes.slice(0, names.length);
+      const audits = hashes.slice(names.length);
       const { rows: lastRuns } = await sql<LastRun>`
         select distinct on (view) view, finished_at, duration_ms, status, trigger
         from viewkeeper.refresh_runs where kind = 'full' order by view, started_at desc`.execute(db.db);
@@ -77,6 +80,7 @@ export const statusCommand = defineCommand({
               }
             : null,
           chunks: progress.get(name) ?? null,
+          audit: auditSummary(audits[i]!),
         };
       });
       const counts = await queue.getJobCounts(...COUNTED_STATES);
@@ -95,6 +99,7 @@ export const statusCommand = defineCommand({
           'SCHEDULE',
           'NEXT RUN',
           'LAST FULL RUN',
+          'AUDIT',
           'LAST ERROR',
         ],
         ...rows.map((row) => [
@@ -108,6 +113,9 @@ export const statusCommand = defineCommand({
           row.next_run ?? '-',
           row.last_full_run
             ? `${row.last_full_run.at} ${row.last_full_run.outcome} ${row.last_full_run.duration_ms} ms (${row.last_full_run.trigger})`
+            : '-',
+          row.audit
+            ? `${row.audit.checked} checked, ${row.audit.drifted} drifted, ${row.audit.repaired} repaired (last ${row.audit.last_at})`
             : '-',
           [
             row.chunks ? `rebuilding: ${row.chunks.done}/${row.chunks.total} chunks` : '',
@@ -141,13 +149,27 @@ export const statusCommand = defineCommand({
   },
 });
 
+/** A view's drift-audit counters (views/audit.ts): cumulative, and the last audit's; null before any. */
+function auditSummary(hash: Record<string, string>) {
+  if (!hash.last_at) return null;
+  return {
+    checked: Number(hash.checked ?? 0),
+    drifted: Number(hash.drifted ?? 0),
+    repaired: Number(hash.repaired ?? 0),
+    last_at: hash.last_at,
+    last_checked: Number(hash.last_checked ?? 0),
+    last_drifted: Number(hash.last_drifted ?? 0),
+    last_repaired: Number(hash.last_repaired ?? 0),
+  };
+}
+
 /** Chunked rebuilds in progress, by view: the progress hashes the parent jobs keep. */
 async function chunkProgress(
   redis: import('ioredis').Redis,
   prefix: string,
 ): Promise<Map<string, { done: number; total: number }>> {
   const progress = new Map<string, { done: number; total: number }>();
-  for await (const keys of redis.scanStream({ match: `${prefix}:chunked:*`, count: 100 })) {
+  for await (const keys of redis.scanStream({ match: chunkStatePattern(prefix), count: 100 })) {
     for (const key of keys as string[]) {
       const state = await redis.hgetall(key);
       if (state.view)

@@ -1,5 +1,5 @@
 import { ViewkeeperError } from '../../errors.ts';
-import { viewKeys } from '../keys.ts';
+import { viewKeys } from '../../redis/keys.ts';
 import { InFlight } from './in-flight.ts';
 import {
   type Row,

@@ -1,4 +1,4 @@
-import { viewKeys } from '../keys.ts';
+import { viewKeys } from '../../redis/keys.ts';
 import { InFlight } from './in-flight.ts';
 import type { Row, ShapeWriter, WriterContext, WriteSummary } from './shape-writer.ts';
 

@@ -1,6 +1,6 @@
 import { ViewkeeperError } from '../../errors.ts';
-import { toRedisString } from '../codec.ts';
-import { viewKeys } from '../keys.ts';
+import { toRedisString } from '../../redis/codec.ts';
+import { viewKeys } from '../../redis/keys.ts';
 import { InFlight } from './in-flight.ts';
 import {
   type Row,

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import type { ViewDefinition } from '../../views/define-view.ts';
-import type { Scripts } from '../scripts.ts';
+import type { Scripts } from '../../redis/scripts.ts';
+import type { ViewDefinition } from '../define-view.ts';
 
 export type Row = Record<string, unknown>;
 
