@@ -14,8 +14,12 @@ const source = new URL('../src/cli/main.ts', import.meta.url);
 const entry = existsSync(source) ? source : new URL('../dist/src/cli/main.js', import.meta.url);
 
 // The only process-level wiring: a `.env` in the working directory (the environment wins over it),
-// argv in, exit code out. LOG_LEVEL=debug adds stacks to failures.
+// argv in, exit code out, every output line redacted. LOG_LEVEL=debug adds stacks to failures.
 if (existsSync('.env')) process.loadEnvFile('.env');
-const { main } = await import(entry.href);
+const { main, guardProcessOutput } = await import(entry.href);
+guardProcessOutput();
 const debug = /^(debug|trace)$/i.test(process.env.LOG_LEVEL ?? '');
 process.exitCode = await main(process.argv.slice(2), undefined, debug);
+// The command is done: a connection a library still holds open (a reconnect timer) must not keep
+// the process alive. Normally it exits by itself before this fires.
+setTimeout(() => process.exit(), 1000).unref();

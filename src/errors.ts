@@ -1,3 +1,5 @@
+import { redactSecrets } from './config/redact.ts';
+
 /**
  * The error codes viewkeeper throws. Codes are stable: scripts and other apps may match on them.
  */
@@ -37,11 +39,14 @@ export function isViewkeeperError(error: unknown, code?: ErrorCode): error is Vi
   return error instanceof ViewkeeperError && (code === undefined || error.code === code);
 }
 
-/** A one-line description of any thrown value, for logs and job failure reasons. */
+/**
+ * A one-line description of any thrown value, for logs and job failure reasons: redacted, as it is
+ * how most library errors become text.
+ */
 export function describeError(error: unknown): string {
   if (error instanceof AggregateError && error.errors.length > 0) {
     return describeError(error.errors[0]);
   }
   const text = error instanceof Error ? error.message || error.name : String(error);
-  return text.replace(/\s*\n\s*/g, ' ').trim();
+  return redactSecrets(text.replace(/\s*\n\s*/g, ' ').trim());
 }

@@ -12,6 +12,8 @@ import { schemaCommand } from './commands/schema.ts';
 import { startCommand } from './commands/start.ts';
 import { statusCommand } from './commands/status.ts';
 
+export { guardProcessOutput } from './output-guard.ts';
+
 // biome-ignore lint/suspicious/noExplicitAny: commands differ only in their option shapes
 type AnyCommand = Command<any>;
 
@@ -38,6 +40,7 @@ export const VIEWKEEPER: Program = {
 };
 
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+const USAGE_CODES = ['E_USAGE', 'E_CONFIG', 'E_VIEW_UNKNOWN', 'E_BAD_PARAMS', 'E_BAD_PAYLOAD'] as const;
 
 function overview(program: Program): string {
   const width = Math.max(...program.commands.map((command) => command.name.length));
@@ -92,7 +95,8 @@ export async function runProgram(
     }
     return await command.run(input, io);
   } catch (error) {
-    const usage = isViewkeeperError(error, 'E_USAGE') || isViewkeeperError(error, 'E_CONFIG');
+    // 2: the command line or the configuration is wrong (fix it, do not retry); 1: something failed.
+    const usage = USAGE_CODES.some((code) => isViewkeeperError(error, code));
     const message = redactSecrets(error instanceof Error ? error.message : String(error)).split('\n')[0];
     io.err(`${program.name} ${command.name}: ${message}`);
     if (debug && error instanceof Error && error.stack) io.err(redactSecrets(error.stack));

@@ -118,19 +118,47 @@ export function createGuard(redis: Redis, options: GuardOptions): Guard {
   const breaker: Breaker = createBreaker(options);
   const endpoint = endpointOf(options.url, 6379);
   let closed = false;
+  // Until the first connection attempt has come to something, a call waits for it (bounded by the
+  // command timeout): a client used right after createClient() is not "down". From then on a
+  // connection that is not ready fails every call at once; ioredis reconnects in the background.
+  let firstAttempt = true;
+  const attempted = () => {
+    firstAttempt = false;
+  };
+  for (const event of ['ready', 'error', 'close', 'end']) redis.once(event, attempted);
 
   function unavailable(reason: string, cause?: unknown): ViewkeeperError {
     return new ViewkeeperError('E_UNAVAILABLE', `Redis at ${endpoint} is unavailable: ${reason}`, { cause });
   }
 
+  function failed(error: unknown): ViewkeeperError {
+    options.onFailure?.(error);
+    return unavailable(describeError(error), error);
+  }
+
   return {
     async run(fn) {
       if (closed) throw new ViewkeeperError('E_UNAVAILABLE', 'the viewkeeper client is closed');
+      if (redis.status !== 'ready') {
+        if (!firstAttempt || redis.status === 'end') {
+          // Counts towards opening the breaker, but never re-opens one waiting for its probe: the
+          // probe goes out as soon as the connection is back (and the cool-down is over).
+          if (breaker.state() === 'closed') breaker.failure();
+          throw failed(new Error(`not connected (${redis.status}); reconnecting in the background`));
+        }
+        try {
+          await waitReady(redis, options.commandTimeoutMs);
+        } catch (error) {
+          breaker.failure();
+          throw failed(error);
+        }
+      }
+      // Ready: one real command with the normal timeout, whether the breaker is closed or this is
+      // its half-open probe.
       if (!breaker.allow()) {
         throw unavailable(`circuit breaker open after ${options.failureThreshold} failures in a row`);
       }
       try {
-        if (redis.status !== 'ready') await waitReady(redis, options.commandTimeoutMs);
         const result = await fn(redis);
         breaker.success();
         return result;
@@ -140,8 +168,7 @@ export function createGuard(redis: Redis, options: GuardOptions): Guard {
           throw error;
         }
         breaker.failure();
-        options.onFailure?.(error);
-        throw unavailable(describeError(error), error);
+        throw failed(error);
       }
     },
     breaker: () => breaker.state(),

@@ -1,5 +1,6 @@
 import type { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { rememberUrlSecrets } from '../config/redact.ts';
 import { QUEUES, type RefreshJobResult } from '../contract.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
 import { createQueue, createQueueEvents } from '../queues/factories.ts';
@@ -190,6 +191,8 @@ export function createClient<const V extends ViewMap = ViewMap>(
   options: ClientOptions<V> = {},
 ): ViewkeeperClient<V> {
   const resolved = resolveClientOptions(options as ClientOptions<ViewMap>);
+  // Whatever the client logs or throws is masked of these, wherever a library put them.
+  rememberUrlSecrets([resolved.redisUrl, resolved.queueRedisUrl]);
   const views = resolveViews(options.views);
   const { prefix, logger } = resolved;
   const channel = eventsKey(prefix);

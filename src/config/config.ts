@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { ViewkeeperError } from '../errors.ts';
-import { redactSecrets } from './redact.ts';
+import { redactSecrets, rememberSecret, rememberUrlSecrets } from './redact.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -16,6 +16,8 @@ export interface ResolvedConfig {
   redisUrl: string;
   /** Redis for the BullMQ queues. @defaultValue the value of `redisUrl` */
   queueRedisUrl: string;
+  /** The variable `queueRedisUrl` came from, for messages: `REDIS_URL` when QUEUE_REDIS_URL is unset. */
+  queueRedisVariable: 'QUEUE_REDIS_URL' | 'REDIS_URL';
   /** Namespace of queues, events and metadata keys. @defaultValue `vk` */
   prefix: string;
   /** Folder of view and sink definitions, absolute. @defaultValue `./jobs` */
@@ -166,6 +168,7 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     ),
     redisUrl: redis,
     queueRedisUrl: redisUrl(env, 'QUEUE_REDIS_URL', redis),
+    queueRedisVariable: read(env, 'QUEUE_REDIS_URL') === undefined ? 'REDIS_URL' : 'QUEUE_REDIS_URL',
     prefix,
     jobsDir: path.resolve(cwd, read(env, 'VK_JOBS_DIR') ?? CONFIG_DEFAULTS.jobsDir),
     httpHost,
@@ -181,7 +184,17 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
   };
 }
 
+/**
+ * Remembers the credentials the environment carries (URL passwords, the HTTP token) so that no output
+ * of this process shows them, whether or not the rest of the configuration is valid.
+ */
+export function rememberEnvSecrets(env: Env = process.env): void {
+  rememberUrlSecrets([env.DATABASE_URL, env.REDIS_URL, env.QUEUE_REDIS_URL]);
+  rememberSecret(env.VK_HTTP_TOKEN?.trim());
+}
+
 /** Reads `process.env` once. The only place in the code base that does. */
 export function loadConfig(): ResolvedConfig {
+  rememberEnvSecrets(process.env);
   return resolveConfig(process.env);
 }

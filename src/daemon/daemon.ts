@@ -83,6 +83,12 @@ export function createDaemon(options: DaemonOptions): Daemon {
           // refresh jobs + backlog refreshes (2 × concurrency) + one write-behind commit + the capture
           // drain and its lookups + spare
           max: Math.max(4, config.refreshConcurrency * 3 + 4),
+          // The work that used the connection fails transiently and is retried; the pool reconnects.
+          onConnectionError: (error) =>
+            logger.warn(
+              { reason: describeError(error) },
+              'postgres connection lost; work on it will be retried',
+            ),
         });
         releases.push('postgres pool', () => db.close());
         await db.ping();
@@ -94,7 +100,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
 
         const queue = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:queue` });
         releases.push('queue redis', () => closeRedis(queue));
-        await connectRedis(queue, config.queueRedisUrl, 'QUEUE_REDIS_URL');
+        await connectRedis(queue, config.queueRedisUrl, config.queueRedisVariable);
         await warnOnEvictionPolicy(queue, logger, 'queue');
 
         // A Queue without an 'error' listener prints raw stacks while Redis is away: log one line.

@@ -1,8 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import Cursor from 'pg-cursor';
-import { endpointOf } from '../config/redact.ts';
-import { describeError, ViewkeeperError } from '../errors.ts';
+import { connectFailure } from '../connect-failure.ts';
+import { ResilientCursor } from './cursor.ts';
 import type { ViewkeeperDatabase } from './schema.ts';
 
 export interface DbOptions {
@@ -12,6 +11,12 @@ export interface DbOptions {
   connectTimeoutMs?: number;
   /** `application_name` shown in pg_stat_activity. @defaultValue `viewkeeper` */
   applicationName?: string;
+  /**
+   * Told of every connection the server dropped (restart, failover, terminated backend). The work
+   * that was using it has already failed with the error (a transient one: retried); the pool opens a
+   * new connection for the next query. @defaultValue ignore
+   */
+  onConnectionError?: (error: Error) => void;
 }
 
 export interface DbHandle<DB = ViewkeeperDatabase> {
@@ -39,9 +44,15 @@ export function createDb<DB = ViewkeeperDatabase>(
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     application_name: options.applicationName ?? 'viewkeeper',
   });
-  // An idle client that loses its server emits 'error' on the pool; without a listener Node exits.
+  // A client that loses its server emits 'error' on itself, idle or checked out (a query, a cursor, a
+  // transaction between statements); the pool forwards only idle clients' errors, and nobody listens
+  // to a checked-out client. Without a listener Node exits; with one the query in flight fails
+  // (transiently) and the pool replaces the client when it is released. Told once per client: the
+  // pool's copy of an idle client's error is dropped.
+  const onConnectionError = options.onConnectionError ?? (() => {});
   pool.on('error', () => {});
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool, cursor: Cursor }) });
+  pool.on('connect', (client) => client.on('error', (error) => onConnectionError(error)));
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool, cursor: ResilientCursor }) });
   let closing: Promise<void> | undefined;
 
   return {
@@ -51,11 +62,7 @@ export function createDb<DB = ViewkeeperDatabase>(
       try {
         await pool.query('select 1');
       } catch (error) {
-        throw new ViewkeeperError(
-          'E_CONNECT',
-          `cannot reach Postgres at ${endpointOf(databaseUrl, 5432)} (DATABASE_URL): ${describeError(error)}`,
-          { cause: error },
-        );
+        throw connectFailure('Postgres', databaseUrl, 'DATABASE_URL', error);
       }
     },
     close() {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { FileMigrationProvider, Migrator } from 'kysely/migration';
 import pg from 'pg';
-import { endpointOf } from '../config/redact.ts';
+import { connectFailure } from '../connect-failure.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
 import { createDb } from './create-db.ts';
 
@@ -25,16 +25,14 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
   if (!name) return false;
   const probe = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 });
+  // A client whose server goes away emits 'error'; its pending call fails with it anyway.
+  probe.on('error', () => {});
   try {
     await probe.connect();
     return false;
   } catch (error) {
     if ((error as { code?: string }).code !== '3D000') {
-      throw new ViewkeeperError(
-        'E_CONNECT',
-        `cannot reach Postgres at ${endpointOf(databaseUrl, 5432)} (DATABASE_URL): ${describeError(error)}`,
-        { cause: error },
-      );
+      throw connectFailure('Postgres', databaseUrl, 'DATABASE_URL', error);
     }
   } finally {
     await probe.end().catch(() => {});
@@ -42,6 +40,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   const maintenance = new URL(databaseUrl);
   maintenance.pathname = '/postgres';
   const admin = new pg.Client({ connectionString: maintenance.toString(), connectionTimeoutMillis: 5000 });
+  admin.on('error', () => {});
   try {
     await admin.connect();
     await admin.query(`create database ${pg.escapeIdentifier(name)}`);

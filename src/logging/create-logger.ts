@@ -7,7 +7,8 @@ export type { Logger } from 'pino';
 function scrub(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return redactSecrets(value);
   if (depth > 4 || value === null || typeof value !== 'object') return value;
-  if (value instanceof Error) return value;
+  // An error's own fields can hold a secret too (ioredis: `command.args` of a refused AUTH).
+  if (value instanceof Error) return scrub(pino.stdSerializers.err(value), depth + 1);
   if (Array.isArray(value)) return value.map((item) => scrub(item, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) out[key] = scrub(item, depth + 1);
@@ -62,7 +63,12 @@ export function createLogger(options: LoggerOptions): Logger {
       transport: { target: prettyTarget, options: { colorize: true, ignore: 'pid,hostname' } },
     });
   }
-  return options.destination ? pino(base, options.destination) : pino(base);
+  // The finished line passes through the redaction point once more: whatever a serializer let
+  // through (a secret in a field the scrub did not reach) is masked before it is written.
+  const destination = options.destination ?? pino.destination({ dest: 1, sync: false });
+  return pino(base, {
+    write: (line: string) => destination.write(redactSecrets(line)),
+  } as pino.DestinationStream);
 }
 
 /**

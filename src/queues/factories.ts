@@ -12,6 +12,12 @@ import {
 import type { Redis } from 'ioredis';
 
 // The only module that builds BullMQ objects, so connection and retention settings live in one place.
+//
+// Every object built here listens for 'error'. BullMQ forwards the errors of its connections (ours
+// and the ones it duplicates for blocking reads) to the Queue, Worker or QueueEvents; one without a
+// listener prints the whole error object with console.error — for a refused AUTH that is
+// `command: { name: 'auth', args: ['<password>'] }` — once per reconnect attempt. Connection errors
+// also surface where they matter: the command in flight fails (and is retried or reported).
 
 /** Finished jobs are trimmed so Redis memory stays bounded (age in seconds, as BullMQ wants). */
 export const RETENTION = {
@@ -19,18 +25,32 @@ export const RETENTION = {
   failed: { age: 7 * 24 * 3600, count: 10_000 },
 } as const;
 
+/** Told of connection errors of a BullMQ object; the default drops them. */
+export type BullErrorHandler = (error: Error) => void;
+const ignore: BullErrorHandler = () => {};
+
 export function createQueue(
   name: string,
   connection: Redis,
   prefix: string,
   defaultJobOptions?: JobsOptions,
+  onError: BullErrorHandler = ignore,
 ): Queue {
-  return new Queue(name, { connection, prefix, defaultJobOptions });
+  const queue = new Queue(name, { connection, prefix, defaultJobOptions });
+  queue.on('error', onError);
+  return queue;
 }
 
-export function createQueueEvents(name: string, connection: Redis, prefix: string): QueueEvents {
-  // QueueEvents blocks on XREAD: it needs a connection of its own.
-  return new QueueEvents(name, { connection: connection.duplicate(), prefix });
+export function createQueueEvents(
+  name: string,
+  connection: Redis,
+  prefix: string,
+  onError: BullErrorHandler = ignore,
+): QueueEvents {
+  // QueueEvents blocks on XREAD: BullMQ gives it a duplicate of `connection` of its own (and closes it).
+  const events = new QueueEvents(name, { connection, prefix });
+  events.on('error', onError);
+  return events;
 }
 
 /** Jobs whose stored data is not JSON, with the one-line reason they fail with. */
@@ -75,6 +95,7 @@ export function createWorker<Data, Result>(
   options: Omit<WorkerOptions, 'connection' | 'prefix'>,
   /** Told about every job failed for undecodable data (for the log). */
   onUndecodable?: (job: Job, reason: string) => void,
+  onError: BullErrorHandler = ignore,
 ): Worker<Data, Result> {
   const guarded: Processor<Data, Result> | null =
     processor &&
@@ -86,11 +107,13 @@ export function createWorker<Data, Result>(
       }
       return processor(job, token, signal);
     });
-  return new DecodingWorker<Data, Result>(name, guarded, {
+  const worker = new DecodingWorker<Data, Result>(name, guarded, {
     connection,
     prefix,
     removeOnComplete: RETENTION.completed,
     removeOnFail: RETENTION.failed,
     ...options,
   });
+  worker.on('error', onError);
+  return worker;
 }

@@ -1,6 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { endpointOf } from '../config/redact.ts';
-import { describeError, ViewkeeperError } from '../errors.ts';
+import { connectFailure, databaseNumber, failureKind } from '../connect-failure.ts';
 import type { Logger } from '../logging/create-logger.ts';
 
 /**
@@ -41,7 +40,11 @@ export function createRedis(url: string, options: RedisConnectionOptions): Redis
 }
 
 /**
- * Connects `redis` or fails within `timeoutMs` with `E_CONNECT` naming host and port, never the password.
+ * Connects `redis` or fails within `timeoutMs` with one line naming what failed, the variable and the
+ * host, never the password (see connect-failure.ts): `E_CONNECT` for an unreachable server or refused
+ * authentication (at once, not after the timeout), `E_CONFIG` for a database number the server does
+ * not have. ioredis only emits an error when its SELECT fails and carries on in database 0, so the
+ * number is checked here with a SELECT of our own: viewkeeper never writes into another database.
  * On failure the connection is disconnected (no background reconnect loop is left behind).
  */
 export async function connectRedis(
@@ -50,28 +53,36 @@ export async function connectRedis(
   variable: string,
   timeoutMs = 5000,
 ): Promise<void> {
-  if (redis.status === 'ready') return;
   let timer: NodeJS.Timeout | undefined;
   // connect() rejects with a generic "Connection is closed"; the 'error' event has the real reason.
   let lastError: unknown;
+  let refuse: ((error: unknown) => void) | undefined;
+  const refused = new Promise<never>((_, reject) => {
+    refuse = reject;
+  });
+  refused.catch(() => {}); // may be refused after the race is over
   const onError = (error: unknown) => {
     lastError = error;
+    // Retrying cannot fix a refused password or a missing database: fail now, not at the timeout.
+    if (failureKind(error) !== 'unreachable') refuse?.(error);
   };
   redis.on('error', onError);
   try {
     await Promise.race([
-      redis.status === 'wait' ? redis.connect() : waitReady(redis),
+      (async () => {
+        if (redis.status !== 'ready') await (redis.status === 'wait' ? redis.connect() : waitReady(redis));
+        const db = databaseNumber(url);
+        if (db !== 0) await redis.select(db);
+      })(),
+      refused,
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       }),
     ]);
   } catch (error) {
     redis.disconnect();
-    throw new ViewkeeperError(
-      'E_CONNECT',
-      `cannot reach Redis at ${endpointOf(url, 6379)} (${variable}): ${describeError(lastError ?? error)}`,
-      { cause: lastError ?? error },
-    );
+    const cause = failureKind(error) !== 'unreachable' ? error : (lastError ?? error);
+    throw connectFailure('Redis', url, variable, cause);
   } finally {
     clearTimeout(timer);
     redis.off('error', onError);

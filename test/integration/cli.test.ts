@@ -62,7 +62,7 @@ describe('viewkeeper CLI as a process', () => {
       expect(result.code, command).toBe(1);
       expect(result.ms, command).toBeLessThan(5000);
       expect(result.stderr.trim().split('\n'), command).toEqual([
-        `${program} ${command}: cannot reach Postgres at 127.0.0.1:1 (DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1`,
+        `${program} ${command}: cannot reach Postgres at 127.0.0.1:1 (DATABASE_URL): connect ECONNREFUSED 127.0.0.1:1; check that Postgres runs there and that DATABASE_URL names it`,
       ]);
       expect(result.stdout + result.stderr).not.toContain('hunter2');
     }
@@ -78,7 +78,7 @@ describe('viewkeeper CLI as a process', () => {
     expect(result.ms).toBeLessThan(5000);
     const errorLines = result.stderr.trim().split('\n');
     expect(errorLines).toEqual([
-      'viewkeeper start: cannot reach Redis at 127.0.0.1:1 (REDIS_URL): connect ECONNREFUSED 127.0.0.1:1',
+      'viewkeeper start: cannot reach Redis at 127.0.0.1:1 (REDIS_URL): connect ECONNREFUSED 127.0.0.1:1; check that Redis runs there and that REDIS_URL names it',
     ]);
     expect(result.stdout + result.stderr).not.toContain('hunter2');
   });

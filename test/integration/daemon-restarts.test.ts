@@ -1,11 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedDemo } from '../../demo/seed.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { createJobsDir, type DaemonProcess, REPO_JOBS, SRC_INDEX, startDaemon } from '../helpers/daemon.ts';
+import { startThrowawayRedis, type ThrowawayRedis } from '../helpers/redis-server.ts';
 import { actualContent, expectedContent, loadDemoViews } from '../helpers/views.ts';
 
 // What a running daemon does when its servers go away and come back: Postgres connections are cut
@@ -14,7 +13,7 @@ import { actualContent, expectedContent, loadDemoViews } from '../helpers/views.
 
 let ctx: TestContext;
 const daemons: DaemonProcess[] = [];
-let redis: ChildProcess | undefined;
+let redis: ThrowawayRedis | undefined;
 
 beforeAll(async () => {
   ctx = await createTestContext();
@@ -22,41 +21,9 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await Promise.all(daemons.map((daemon) => daemon.stop('SIGKILL')));
-  redis?.kill('SIGKILL');
+  await redis?.kill();
   await ctx?.cleanup();
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
-
-async function startRedis(port: number, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extra],
-    {
-      stdio: 'ignore',
-    },
-  );
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const result = await runCli(
-      ['status', '--json'],
-      { ...ctx.env, REDIS_URL: `redis://127.0.0.1:${port}/0` },
-      10_000,
-    );
-    if (result.code === 0) return child;
-    if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start: ${result.stderr}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 const refresh = (env: Record<string, string>) =>
   runCli(['refresh', 'user_stats', '--param', 'user_id=1', '--wait', '--timeout', '60'], env, 65_000);
@@ -85,17 +52,17 @@ describe('a running daemon across server restarts', () => {
   });
 
   it('reconnects and keeps consuming after its Redis was killed and started again', async () => {
-    const port = await freePort();
-    redis = await startRedis(port);
+    redis = await startThrowawayRedis();
+    const { port } = redis;
     const env = { ...ctx.env, REDIS_URL: `redis://127.0.0.1:${port}/0` };
     const daemon = startDaemon({ ...env, LOG_LEVEL: 'info' });
     daemons.push(daemon);
     await daemon.waitFor('daemon started');
     expect((await refresh(env)).code).toBe(0);
 
-    redis.kill('SIGKILL');
+    await redis.kill();
     await new Promise((resolve) => setTimeout(resolve, 1500)); // the daemon notices and retries
-    redis = await startRedis(port); // empty: no persistence, like a lost cache node
+    redis = await startThrowawayRedis(port); // empty: no persistence, like a lost cache node
 
     const after = await refresh(env);
     expect(after.stderr).toBe('');
@@ -109,12 +76,11 @@ describe('eviction policies', () => {
   it('warns at start-up when the view Redis may evict view bookkeeping (allkeys-*), not with volatile-lru', async () => {
     const outputs: Record<string, string> = {};
     for (const policy of ['allkeys-lru', 'volatile-lru']) {
-      const port = await freePort();
-      const views = await startRedis(port, ['--maxmemory-policy', policy]);
+      const views = await startThrowawayRedis(undefined, ['--maxmemory-policy', policy]);
       try {
         const daemon = startDaemon({
           ...ctx.env,
-          REDIS_URL: `redis://127.0.0.1:${port}/0`,
+          REDIS_URL: `${views.url}/0`,
           QUEUE_REDIS_URL: ctx.redisUrl,
           LOG_LEVEL: 'info',
         });
@@ -123,7 +89,7 @@ describe('eviction policies', () => {
         expect(await daemon.stop()).toBe(0);
         outputs[policy] = daemon.output();
       } finally {
-        views.kill('SIGKILL');
+        await views.kill();
       }
     }
     expect(outputs['allkeys-lru']).toContain(

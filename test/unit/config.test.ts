@@ -20,6 +20,7 @@ describe('resolveConfig', () => {
       databaseUrl: CONFIG_DEFAULTS.databaseUrl,
       redisUrl: CONFIG_DEFAULTS.redisUrl,
       queueRedisUrl: CONFIG_DEFAULTS.redisUrl,
+      queueRedisVariable: 'REDIS_URL',
       prefix: 'vk',
       jobsDir: path.resolve('/srv/app', 'jobs'),
       httpHost: '127.0.0.1',
@@ -50,6 +51,11 @@ describe('resolveConfig', () => {
     expect(resolveConfig({ REDIS_URL: 'redis://a/1', QUEUE_REDIS_URL: 'rediss://b/2' }).queueRedisUrl).toBe(
       'rediss://b/2',
     );
+  });
+
+  it('names the variable the queue URL came from, for messages', () => {
+    expect(resolveConfig({ REDIS_URL: 'redis://a/1' }).queueRedisVariable).toBe('REDIS_URL');
+    expect(resolveConfig({ QUEUE_REDIS_URL: 'redis://b/2' }).queueRedisVariable).toBe('QUEUE_REDIS_URL');
   });
 
   it('treats empty variables as unset', () => {

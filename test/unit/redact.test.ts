@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { endpointOf, redactSecrets } from '../../src/config/redact.ts';
+import { endpointOf, redactSecrets, rememberUrlSecrets } from '../../src/config/redact.ts';
 import { createLogger } from '../../src/logging/create-logger.ts';
 
 describe('redactSecrets', () => {
@@ -40,5 +40,33 @@ describe('createLogger', () => {
     expect(lines).toHaveLength(2);
     expect(output).not.toContain('hunter2');
     expect(output).toContain('app:***@db');
+  });
+});
+
+describe('remembered secrets', () => {
+  it('masks a configured password wherever it appears, raw and URL-encoded, not only inside URLs', () => {
+    rememberUrlSecrets(['redis://:p%40ss-w0rd!@cache:6379/1', 'not a url']);
+    const dump = "command: { name: 'auth', args: [ 'p@ss-w0rd!' ] } and p%40ss-w0rd! again";
+    expect(redactSecrets(dump)).toBe("command: { name: 'auth', args: [ '***' ] } and *** again");
+  });
+
+  it('masks secrets inside the fields of a logged error, not only its message', () => {
+    rememberUrlSecrets(['redis://:field-secret-7@cache']);
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const logger = createLogger({ level: 'info', pretty: false, destination });
+    const error = Object.assign(new Error('WRONGPASS invalid username-password pair'), {
+      command: { name: 'auth', args: ['field-secret-7'] },
+    });
+    logger.warn({ err: error }, 'redis error');
+    logger.warn(error);
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(line).not.toContain('field-secret-7');
+    expect(lines[0]).toContain('WRONGPASS');
   });
 });

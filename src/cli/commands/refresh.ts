@@ -1,12 +1,25 @@
+import type { Queue, QueueEvents } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { enqueueRefresh, waitForRefresh } from '../../client/refresh.ts';
 import { loadConfig } from '../../config/config.ts';
+import { endpointOf } from '../../config/redact.ts';
 import type { RefreshJobResult } from '../../contract.ts';
 import { QUEUES } from '../../contract.ts';
+import { ViewkeeperError } from '../../errors.ts';
 import { createQueue, createQueueEvents } from '../../queues/factories.ts';
+import { parseRefreshJob } from '../../queues/refresh-payload.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
 import { viewKeys } from '../../redis/keys.ts';
-import { type CommandIo, defineCommand, integerFlag, usageError } from '../command.ts';
+import { loadRegistry } from '../../views/registry.ts';
+import {
+  CLOSE_TIMEOUT_MS,
+  CONNECT_TIMEOUT_MS,
+  type CommandIo,
+  defineCommand,
+  integerFlag,
+  usageError,
+  within,
+} from '../command.ts';
 import { renderProgress } from '../progress-bar.ts';
 import { refreshParams } from '../refresh-params.ts';
 
@@ -45,39 +58,61 @@ export const refreshCommand = defineCommand({
       input.values.key as string[] | undefined,
     );
     const timeoutSeconds = integerFlag(input, 'timeout', 1, 86_400) ?? 60;
+    const wait = input.values.wait === true;
     const config = loadConfig();
+    await checkRequest(config.jobsDir, view, params);
 
+    // The whole command is bounded: --timeout with --wait, a few seconds to reach Redis without.
+    const deadline = Date.now() + (wait ? timeoutSeconds * 1000 : CONNECT_TIMEOUT_MS);
+    const remaining = () => Math.max(1, deadline - Date.now());
+    const variable = config.queueRedisVariable;
     const connection = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
     // Progress is read from the views Redis (key index and metadata).
     const views =
-      input.values.wait && config.redisUrl !== config.queueRedisUrl
+      wait && config.redisUrl !== config.queueRedisUrl
         ? createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` })
         : connection;
-    const queue = createQueue(QUEUES.refresh, connection, config.prefix);
-    const events = input.values.wait
-      ? createQueueEvents(QUEUES.refresh, connection, config.prefix)
-      : undefined;
+    let queue: Queue | undefined;
+    let events: QueueEvents | undefined;
     try {
-      await connectRedis(connection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
-      if (views !== connection) await connectRedis(views, config.redisUrl, 'REDIS_URL');
-      // Subscribe before enqueueing so the completion cannot slip past.
-      if (events) await events.waitUntilReady();
-      // --wait gets a job of its own: a coalesced request would have to wait on someone else's job.
-      const job = await enqueueRefresh(queue, view, params, { reason: 'cli', coalesce: !events });
-      if (!events) {
+      await connectRedis(
+        connection,
+        config.queueRedisUrl,
+        variable,
+        Math.min(remaining(), CONNECT_TIMEOUT_MS),
+      );
+      queue = createQueue(QUEUES.refresh, connection, config.prefix);
+      if (!wait) {
+        const job = await within(enqueueRefresh(queue, view, params, { reason: 'cli' }), remaining(), () =>
+          lost(config.queueRedisUrl, variable, 'enqueue the refresh'),
+        );
         const what = Array.isArray(params)
           ? `bulk refresh of ${params.length} keys`
           : `${params ? 'partial' : 'full'} refresh`;
         io.out(`enqueued ${what} of ${view} (job ${job.id})`);
         return 0;
       }
+      events = createQueueEvents(QUEUES.refresh, connection, config.prefix);
+      // Subscribe before enqueueing so the completion cannot slip past.
+      await within(events.waitUntilReady(), remaining(), () =>
+        lost(config.queueRedisUrl, variable, 'listen for the result'),
+      );
+      // --wait gets a job of its own: a coalesced request would have to wait on someone else's job.
+      const job = await within(
+        enqueueRefresh(queue, view, params, { reason: 'cli', coalesce: false }),
+        remaining(),
+        () => lost(config.queueRedisUrl, variable, 'enqueue the refresh'),
+      );
       // Partial refreshes are a few keys: nothing to watch. Off a terminal (and with --json) the
       // output stays plain: the result line only.
+      if (views !== connection) {
+        await connectRedis(views, config.redisUrl, 'REDIS_URL', Math.min(remaining(), CONNECT_TIMEOUT_MS));
+      }
       const stopProgress =
         params || input.values.json || !process.stderr.isTTY
           ? undefined
           : await watchProgress(views, config.prefix, view);
-      const result = await waitForRefresh(job, events, timeoutSeconds * 1000).finally(() => stopProgress?.());
+      const result = await waitForRefresh(job, events, remaining()).finally(() => stopProgress?.());
       if (input.values.json) {
         io.out(JSON.stringify(result));
         return 0;
@@ -88,8 +123,13 @@ export const refreshCommand = defineCommand({
       );
       return 0;
     } finally {
-      await events?.close().catch(() => undefined);
-      await queue.close().catch(() => undefined);
+      // Bounded: a Redis that went away must not hold the command past its deadline.
+      await within(events?.close() ?? Promise.resolve(), CLOSE_TIMEOUT_MS, () => new Error('close')).catch(
+        () => events?.disconnect().catch(() => undefined),
+      );
+      await within(queue?.close() ?? Promise.resolve(), CLOSE_TIMEOUT_MS, () => new Error('close')).catch(
+        () => undefined,
+      );
       await closeRedis(connection);
       if (views !== connection) await closeRedis(views);
     }
@@ -105,6 +145,29 @@ function reportBulk(view: string, result: RefreshJobResult, io: CommandIo): numb
   );
   for (const entry of entries) if (entry.status === 'failed') io.err(`failed: ${entry.reason}`);
   return count('failed') > 0 ? 1 : 0;
+}
+
+/**
+ * When the definitions can be loaded (VK_JOBS_DIR), refuses an unknown view or bad params before
+ * anything is enqueued, with the reason the daemon would give (exit 2). Without definitions the
+ * daemon is the judge, as for any other producer.
+ */
+async function checkRequest(
+  jobsDir: string,
+  view: string,
+  params: Record<string, unknown> | Record<string, unknown>[] | undefined,
+): Promise<void> {
+  const registry = await loadRegistry(jobsDir).catch(() => undefined);
+  if (!registry || registry.views.size === 0) return;
+  parseRefreshJob(registry, view, params ? { params } : {});
+}
+
+/** Redis answered the connect, then not in time: one line, like a failed connect. */
+function lost(url: string, variable: string, what: string): Error {
+  return new ViewkeeperError(
+    'E_TIMEOUT',
+    `Redis at ${endpointOf(url, 6379)} (${variable}) did not let the command ${what} in time; check that it is up, or give --wait a longer --timeout`,
+  );
 }
 
 /**

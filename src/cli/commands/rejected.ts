@@ -77,7 +77,7 @@ async function retry(config: ResolvedConfig, which: RejectedSelection, io: Comma
   const queue = createQueue(QUEUES.writeBehind, connection, config.prefix);
   try {
     await db.ping();
-    await connectRedis(connection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
+    await connectRedis(connection, config.queueRedisUrl, config.queueRedisVariable);
     const outcome = await retryRejected(db.db, queue, sinks, which);
     for (const kept of outcome.kept)
       io.err(`kept rejected op ${kept.id} (${kept.sink} ${kept.opId}): ${kept.reason}`);

@@ -9,7 +9,7 @@ import {
 import { createQueue } from '../../queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
 import { loadRegistry } from '../../views/registry.ts';
-import { defineCommand } from '../command.ts';
+import { CLOSE_TIMEOUT_MS, defineCommand, within } from '../command.ts';
 
 export const statusCommand = defineCommand({
   name: 'status',
@@ -32,7 +32,7 @@ export const statusCommand = defineCommand({
     const db = createDb(config.databaseUrl, { max: 1 });
     try {
       await connectRedis(views, config.redisUrl, 'REDIS_URL');
-      await connectRedis(queueConnection, config.queueRedisUrl, 'QUEUE_REDIS_URL');
+      await connectRedis(queueConnection, config.queueRedisUrl, config.queueRedisVariable);
       await db.ping();
       const status = await readStatus({
         registry,
@@ -49,7 +49,9 @@ export const statusCommand = defineCommand({
       for (const line of renderStatus(status)) io.out(line);
       return 0;
     } finally {
-      for (const queue of Object.values(queues)) await queue.close().catch(() => undefined);
+      for (const queue of Object.values(queues)) {
+        await within(queue.close(), CLOSE_TIMEOUT_MS, () => new Error('close')).catch(() => undefined);
+      }
       await closeRedis(views);
       if (queueConnection !== views) await closeRedis(queueConnection);
       await db.close();

@@ -1,0 +1,34 @@
+import type { EventEmitter } from 'node:events';
+import Cursor from 'pg-cursor';
+
+/** What pg-cursor keeps of its connection (not in its types). */
+interface CursorInternals {
+  connection: (EventEmitter & { stream?: { destroyed?: boolean } }) | null;
+  state: string;
+}
+
+/**
+ * pg-cursor whose `close()` does not wait for a server that is gone. pg-cursor closes an errored
+ * cursor by sending Close + Sync and waiting for the server's ReadyForQuery; when the error was the
+ * connection dying (a Postgres restart, a terminated backend), that answer never comes, and Kysely's
+ * `stream()` — which closes its cursor in a `finally` — hangs for good: the refresh run never ends
+ * and holds its view's run lock. Here the close also ends when the connection does.
+ */
+export class ResilientCursor<Row = unknown> extends Cursor<Row> {
+  override close(): Promise<void>;
+  override close(callback: (err: Error) => void): undefined;
+  override close(callback?: (err: Error) => void): Promise<void> | undefined {
+    if (callback) return super.close(callback);
+    const { connection, state } = this as unknown as CursorInternals;
+    if (!connection || state === 'done') return super.close();
+    if (connection.stream?.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const gone = () => resolve();
+      connection.once('end', gone);
+      super
+        .close()
+        .then(resolve, reject)
+        .finally(() => connection.off('end', gone));
+    });
+  }
+}
