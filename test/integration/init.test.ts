@@ -217,10 +217,12 @@ describe('viewkeeper check on the demo jobs', () => {
     expect(result.code).toBe(1);
     const lines = result.stdout.trim().split('\n');
     expect(lines.filter((line) => line.startsWith('view '))).toEqual([
+      'view post_voters_today: relation "votes" does not exist',
       'view post_votes: relation "votes" does not exist',
       'view trending: relation "votes" does not exist',
       'view trending_posts: relation "votes" does not exist',
       'view user: relation "users" does not exist',
+      'view user_recent_votes: relation "votes" does not exist',
       'view user_stats: relation "users" does not exist',
     ]);
     expect(lines.filter((line) => line.startsWith('sink '))).toEqual([
@@ -233,7 +235,7 @@ describe('viewkeeper check on the demo jobs', () => {
   it('passes on the demo database', async () => {
     const demo = fileURLToPath(new URL('../../demo/jobs', import.meta.url));
     const result = await runCli(['check'], { ...ctx.env, VK_JOBS_DIR: demo });
-    expect(result.stdout.trim()).toMatch(/^ok: 5 views and 2 sinks checked against /);
+    expect(result.stdout.trim()).toMatch(/^ok: 7 views and 2 sinks checked against /);
     expect(result.code).toBe(0);
   });
 });
