@@ -34,16 +34,7 @@ export const CONNECT_TIMEOUT_MS = 5000;
 /** How long closing a connection may take at the end of a command; then it is dropped. */
 export const CLOSE_TIMEOUT_MS = 1000;
 
-/** Resolves with `promise`, or rejects with `error()` after `ms`; the timer never outlives it. */
-export function within<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(error()), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
+export { within } from '../lib/within.ts';
 
 export function usageError(message: string): ViewkeeperError {
   return new ViewkeeperError('E_USAGE', message);

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { rememberUrlSecrets } from '../config/redact.ts';
 import { QUEUES, type RefreshJobResult } from '../contract.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
+import { within } from '../lib/within.ts';
 import { createQueue, createQueueEvents } from '../queues/factories.ts';
 import { closeRedis, createRedis } from '../redis/connections.ts';
 import { clientKeys, eventsKey } from '../redis/keys.ts';
@@ -157,17 +158,6 @@ export interface ViewkeeperClient<V extends ViewMap = any> {
   health(): ClientHealth;
   /** Flushes counters and releases every connection, the subscriber and timers. Idempotent. */
   close(): Promise<void>;
-}
-
-/** Resolves with `promise`, or rejects with `error()` after `ms`; the timer never outlives it. */
-function within<T>(promise: Promise<T>, ms: number, error: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    promise,
-    new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(error()), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /**
