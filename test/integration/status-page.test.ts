@@ -115,7 +115,15 @@ describe('status page', () => {
     const views = await page.$$eval('#views tbody tr', (rows) =>
       rows.map((row) => row.getAttribute('data-view')),
     );
-    expect(views).toEqual(['post_votes', 'trending', 'trending_posts', 'user', 'user_stats']);
+    expect(views).toEqual([
+      'post_voters_today',
+      'post_votes',
+      'trending',
+      'trending_posts',
+      'user',
+      'user_recent_votes',
+      'user_stats',
+    ]);
     const rows = await page.textContent('#views tbody tr[data-view="user_stats"] td.rows');
     expect(rows).toBe('80');
 

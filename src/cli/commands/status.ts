@@ -1,3 +1,4 @@
+import type { Queue } from 'bullmq';
 import { loadConfig } from '../../config/config.ts';
 import { createDb } from '../../db/create-db.ts';
 import {
@@ -26,14 +27,17 @@ export const statusCommand = defineCommand({
       config.queueRedisUrl === config.redisUrl
         ? views
         : createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
-    const queues = Object.fromEntries(
-      STATUS_QUEUES.map((name) => [name, createQueue(name, queueConnection, config.prefix)]),
-    );
     const db = createDb(config.databaseUrl, { max: 1 });
+    // Queues only once their connection is known good (right database number): nothing may touch a
+    // database the command was not pointed at.
+    let queues: Record<string, Queue> = {};
     try {
       await connectRedis(views, config.redisUrl, 'REDIS_URL');
       await connectRedis(queueConnection, config.queueRedisUrl, config.queueRedisVariable);
       await db.ping();
+      queues = Object.fromEntries(
+        STATUS_QUEUES.map((name) => [name, createQueue(name, queueConnection, config.prefix)]),
+      );
       const status = await readStatus({
         registry,
         views,
