@@ -21,14 +21,23 @@ export class ResilientCursor<Row = unknown> extends Cursor<Row> {
     if (callback) return super.close(callback);
     const { connection, state } = this as unknown as CursorInternals;
     if (!connection || state === 'done') return super.close();
-    if (connection.stream?.destroyed) return Promise.resolve();
+    const stream = connection.stream as
+      | (EventEmitter & { destroyed?: boolean; readableEnded?: boolean; writableEnded?: boolean })
+      | undefined;
+    // The connection may already have ended before close() is called (its 'end' then never comes
+    // again): a stream that has ended either way counts as gone.
+    if (stream?.destroyed || stream?.readableEnded || stream?.writableEnded) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const gone = () => resolve();
       connection.once('end', gone);
+      stream?.once('close', gone);
       super
         .close()
         .then(resolve, reject)
-        .finally(() => connection.off('end', gone));
+        .finally(() => {
+          connection.off('end', gone);
+          stream?.off('close', gone);
+        });
     });
   }
 }
