@@ -15,6 +15,32 @@ interface CursorInternals {
  * and holds its view's run lock. Here the close also ends when the connection does.
  */
 export class ResilientCursor<Row = unknown> extends Cursor<Row> {
+  /**
+   * A read waiting on a connection that ends (a Postgres restart) rejects instead of waiting for
+   * rows that cannot come: seen under load, a pending read of a streaming rebuild never settled
+   * after its server restarted, and the run held its view's lock for good.
+   */
+  override read(rows: number): Promise<Row[]>;
+  override read(rows: number, callback: Cursor.ResultCallback<Row>): undefined;
+  override read(rows: number, callback?: Cursor.ResultCallback<Row>): Promise<Row[]> | undefined;
+  override read(rows: number, callback?: Cursor.ResultCallback<Row>): Promise<Row[]> | undefined {
+    if (callback) return super.read(rows, callback);
+    const pending = super.read(rows);
+    const { connection, state } = this as unknown as CursorInternals;
+    if (!connection || state === 'done') return pending;
+    const stream = connection.stream as (EventEmitter & { destroyed?: boolean }) | undefined;
+    return new Promise<Row[]>((resolve, reject) => {
+      const lost = () => reject(new Error('Connection terminated while a cursor read was waiting'));
+      connection.once('end', lost);
+      stream?.once('close', lost);
+      if (stream?.destroyed) lost();
+      pending.then(resolve, reject).finally(() => {
+        connection.off('end', lost);
+        stream?.off('close', lost);
+      });
+    });
+  }
+
   override close(): Promise<void>;
   override close(callback: (err: Error) => void): undefined;
   override close(callback?: (err: Error) => void): Promise<void> | undefined {
