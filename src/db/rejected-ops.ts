@@ -1,4 +1,5 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { type Kysely, type Selectable, sql, type Transaction } from 'kysely';
+import type { RejectedOpsTable } from './schema.ts';
 
 // viewkeeper.rejected_ops (migration 0005): write-behind ops the sink or the database refused. Rows
 // are written by the batch commit, in its transaction; read, re-enqueued and deleted by the operator
@@ -29,16 +30,7 @@ export interface RejectedOp {
   rejectedAt: Date;
 }
 
-interface Row {
-  id: string;
-  sink: string;
-  op_id: string;
-  op: Record<string, unknown>;
-  job_id: string | null;
-  enqueued_at: Date;
-  reason: string;
-  rejected_at: Date;
-}
+type Row = Selectable<RejectedOpsTable>;
 
 const fromRow = (row: Row): RejectedOp => ({
   id: row.id,

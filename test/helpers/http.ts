@@ -24,18 +24,7 @@ export async function startHttpDaemon(env: Record<string, string>): Promise<Http
   return { daemon, port, base: `http://127.0.0.1:${port}` };
 }
 
-/** Polls `condition` every 50 ms until it holds; fails naming `what` after `timeoutMs`. */
-export async function until(
-  condition: () => Promise<boolean>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+export { until } from './wait.ts';
 
 /**
  * /metrics parsed with a Prometheus text-format parser, by family name. The parser merges every

@@ -46,6 +46,11 @@ export async function loadDemoViews(): Promise<Record<DemoView, ViewDefinition>>
   return out;
 }
 
+/** Every view demo/jobs defines, sorted: what `status` and the status page list. */
+export async function demoViewNames(): Promise<string[]> {
+  return [...(await loadRegistry(path.resolve(JOBS_DIR))).views.keys()].sort();
+}
+
 export function createEngine(ctx: TestContext, options: Partial<RefreshEngineOptions> = {}): RefreshEngine {
   return createRefreshEngine({
     db: ctx.db.db,

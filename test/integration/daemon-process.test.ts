@@ -13,21 +13,13 @@ import { viewKeys } from '../../src/redis/keys.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { type DaemonProcess, startDaemon as launchDaemon } from '../helpers/daemon.ts';
+import { demoViewNames } from '../helpers/views.ts';
 
 // The daemon and the CLI as real processes: refresh through the queue, status, graceful and forced
 // shutdown on signals, and start-up refusing a broken view file.
 
 const JOBS_DIR = fileURLToPath(new URL('../../demo/jobs/', import.meta.url));
 const LIBRARY = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
-const DEMO_VIEWS = [
-  'post_voters_today',
-  'post_votes',
-  'trending',
-  'trending_posts',
-  'user',
-  'user_recent_votes',
-  'user_stats',
-];
 
 const running: DaemonProcess[] = [];
 
@@ -169,7 +161,7 @@ describe('daemon and CLI as processes', () => {
       views: { view: string; version: number }[];
       queues: Record<string, Record<string, number>>;
     };
-    expect(report.views.map((view) => view.view)).toEqual(DEMO_VIEWS);
+    expect(report.views.map((view) => view.view)).toEqual(await demoViewNames());
     expect(report.views.find((view) => view.view === 'user_stats')!.version).toBeGreaterThanOrEqual(version);
     const counts = report.queues[QUEUES.refresh]!;
     for (const name of ['waiting', 'active', 'delayed', 'failed', 'completed']) {

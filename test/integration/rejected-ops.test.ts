@@ -1,8 +1,10 @@
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Selectable } from 'kysely';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { QUEUES, type WriteBehindJobData, type WriteBehindJobResult } from '../../src/contract.ts';
+import type { RejectedOpsTable } from '../../src/db/schema.ts';
 import { ViewkeeperError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logging/create-logger.ts';
 import { createQueue } from '../../src/queues/factories.ts';
@@ -14,6 +16,7 @@ import { runCli } from '../helpers/cli.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { REPO_JOBS } from '../helpers/daemon.ts';
 import { createEngine, seedSmall } from '../helpers/views.ts';
+import { until } from '../helpers/wait.ts';
 
 // DESIGN guarantee 4, second half: an op the sink or the database refuses is never silently dropped.
 // Its job completes listing it; the op goes to viewkeeper.rejected_ops in the batch's transaction;
@@ -83,24 +86,7 @@ async function completed(job: Job, timeoutMs = 15_000): Promise<WriteBehindJobRe
   }
 }
 
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
-interface DeadLetter {
-  id: string;
-  sink: string;
-  op_id: string;
-  op: Record<string, unknown>;
-  job_id: string | null;
-  enqueued_at: Date;
-  reason: string;
-  rejected_at: Date;
-}
+type DeadLetter = Selectable<RejectedOpsTable>;
 
 async function deadLetters(): Promise<DeadLetter[]> {
   const { rows } = await sql<DeadLetter>`select * from viewkeeper.rejected_ops order by id`.execute(
@@ -198,7 +184,10 @@ describe('rejected ops are kept and replayable', () => {
     const early = await runCli(['rejected', 'retry', row!.id], env);
     expect(early.stderr).toBe('');
     expect(early.code).toBe(0);
-    await until(async () => (await deadLetters()).some((again) => again.id !== row!.id));
+    await until(
+      async () => (await deadLetters()).some((again) => again.id !== row!.id),
+      'the op refused again',
+    );
     expect(await ledgerCount(poison.id)).toBe(0);
 
     // Fix the cause: the post now exists.
@@ -209,7 +198,7 @@ describe('rejected ops are kept and replayable', () => {
     const retried = await runCli(['rejected', 'retry', '--all'], env);
     expect(retried.code).toBe(0);
     expect(retried.stdout).toMatch(/^re-enqueued 1 ops in 1 jobs \(\d+\); 0 kept\n$/);
-    await until(async () => (await ledgerCount(poison.id)) === 1);
+    await until(async () => (await ledgerCount(poison.id)) === 1, 'the retried op in the ledger');
     expect(await deadLetters()).toEqual([]);
     const { rows } = await sql<{ value: number; upvotes: number }>`
       select v.value, p.upvotes from votes v join posts p on p.id = v.post_id

@@ -19,6 +19,7 @@ import { type DaemonProcess, REPO_JOBS, startDaemon } from '../helpers/daemon.ts
 import { type PrivatePostgres, startPrivatePostgres } from '../helpers/postgres-server.ts';
 import { startThrowawayRedis, type ThrowawayRedis } from '../helpers/redis-server.ts';
 import { actualContent, type DemoView, expectedContent, loadDemoViews, seedSmall } from '../helpers/views.ts';
+import { until } from '../helpers/wait.ts';
 
 // Guarantee 7 with real servers: a private Postgres cluster restarted (`pg_ctl restart -m fast`) and a
 // private password-protected Redis killed and started again, three times each, while write-behind ops
@@ -32,19 +33,6 @@ const PASSWORD = 'restart-secret-9f2';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 type Db = DbHandle<Database & import('../../src/db/schema.ts').ViewkeeperDatabase>;
-
-async function until(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs: number,
-  detail: () => string = () => '',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms ${detail()}`);
-    await sleep(100);
-  }
-}
 
 /** Everything one scenario started, torn down after it whatever happened. */
 const teardown: Array<() => Promise<unknown>> = [];
@@ -208,7 +196,7 @@ async function streamThrough(stack: Stack, disturb: () => Promise<void>): Promis
   const producing = Promise.all(Array.from({ length: PRODUCERS }, (_, index) => produce(index)));
   const restarts: number[] = [];
   for (const fraction of [0.2, 0.45, 0.7]) {
-    await until('production progress', async () => produced >= OPS * fraction, 120_000);
+    await until(async () => produced >= OPS * fraction, 'production progress', 120_000);
     await disturb();
     restarts.push(produced);
     expect(daemon.child.exitCode, daemon.output().slice(-3000)).toBeNull();
@@ -221,7 +209,6 @@ async function streamThrough(stack: Stack, disturb: () => Promise<void>): Promis
 
   let pending = {};
   await until(
-    'queues drained',
     async () => {
       const writes = await stack.writeQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
       const refreshes = await stack.refreshQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
@@ -244,8 +231,12 @@ async function streamThrough(stack: Stack, disturb: () => Promise<void>): Promis
       };
       return [...Object.values(writes), ...Object.values(refreshes), owed].every((n) => n === 0);
     },
-    120_000,
-    () => `${JSON.stringify(pending)}\n${daemon.output().slice(-4000)}`,
+    'queues drained',
+    {
+      timeoutMs: 120_000,
+      everyMs: 100,
+      detail: () => `${JSON.stringify(pending)}\n${daemon.output().slice(-4000)}`,
+    },
   );
   // One last full rebuild of each view: refreshes requested during a restart may have failed for good.
   const views = await loadDemoViews();
@@ -253,11 +244,11 @@ async function streamThrough(stack: Stack, disturb: () => Promise<void>): Promis
     await stack.refreshQueue.add(name, {});
   }
   await until(
-    'final rebuilds',
     async () =>
       Object.values(await stack.refreshQueue.getJobCounts('waiting', 'active', 'delayed')).every(
         (n) => n === 0,
       ),
+    'final rebuilds',
     60_000,
   );
 

@@ -10,6 +10,7 @@ import { createClient } from '../../src/client/create-client.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { REPO_JOBS } from '../helpers/daemon.ts';
 import { type HttpDaemon, startHttpDaemon, until } from '../helpers/http.ts';
+import { demoViewNames } from '../helpers/views.ts';
 
 // The status page in a real browser (Debian's chromium through playwright-core) against a daemon
 // process on seeded demo data. .ci/run installs chromium when it is missing.
@@ -115,15 +116,7 @@ describe('status page', () => {
     const views = await page.$$eval('#views tbody tr', (rows) =>
       rows.map((row) => row.getAttribute('data-view')),
     );
-    expect(views).toEqual([
-      'post_voters_today',
-      'post_votes',
-      'trending',
-      'trending_posts',
-      'user',
-      'user_recent_votes',
-      'user_stats',
-    ]);
+    expect(views).toEqual(await demoViewNames());
     const rows = await page.textContent('#views tbody tr[data-view="user_stats"] td.rows');
     expect(rows).toBe('80');
 

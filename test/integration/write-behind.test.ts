@@ -15,6 +15,7 @@ import { refreshBacklogKey } from '../../src/sinks/refresh-backlog.ts';
 import { createRegistry, loadRegistry, type Registry } from '../../src/views/registry.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { actualContent, createEngine, expectedContent, JOBS_DIR, seedSmall } from '../helpers/views.ts';
+import { until } from '../helpers/wait.ts';
 
 // The write-behind worker in-process against real Postgres and Redis: batching into one transaction,
 // the ledger, "later wins", poison ops, bad input (guarantee 6), refreshes after commit, shutdown flush.
@@ -86,14 +87,6 @@ async function settled(job: Job, timeoutMs = 20_000): Promise<{ state: string; j
     }
     if (Date.now() > deadline) throw new Error(`job ${job.id} still ${state} after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-async function until(check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
 
@@ -387,7 +380,10 @@ describe('write-behind worker', () => {
     }
     startWorker();
     for (const job of jobs) expect((await settled(job)).state).toBe('completed');
-    await until(async () => (await queueRedis.zcard(refreshBacklogKey(ctx.prefix))) === 0);
+    await until(
+      async () => (await queueRedis.zcard(refreshBacklogKey(ctx.prefix))) === 0,
+      'the refresh backlog to drain',
+    );
     for (const post of posts) {
       const { rows } = await sql<{
         sum: string;
@@ -420,7 +416,10 @@ describe('write-behind worker', () => {
     const { rows } = await sql<{ name: string; email: string; org_id: string }>`
       select name, email, org_id from users where id = 5000`.execute(ctx.db.db);
     expect(rows).toEqual([{ name: 'Second', email: 'b@example.com', org_id: '3' }]);
-    await until(async () => (await ctx.redis.hget('user:5000', 'name')) === 'Second');
+    await until(
+      async () => (await ctx.redis.hget('user:5000', 'name')) === 'Second',
+      'user:5000 to be refreshed',
+    );
     expect(await ctx.redis.hgetall('user:5000')).toEqual({
       name: 'Second',
       email: 'b@example.com',
@@ -439,7 +438,7 @@ describe('write-behind worker', () => {
       ids.push(id);
       jobs.push(await queue.add('votes', { ops: [{ id, post_id: post.id, user_id: '31', value: 1 }] }));
     }
-    await until(async () => (await queue.getActiveCount()) === jobs.length);
+    await until(async () => (await queue.getActiveCount()) === jobs.length, 'every job to be active');
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(await ledgerHas(ids)).toEqual([]);
     await worker.close(10_000);
