@@ -107,6 +107,9 @@ describe('write-behind under kill -9', () => {
       daemon = await start();
 
       let produced = 0;
+      /** Kills done so far: producers wait at `killAt + 0.2` of the ops until that kill has landed. */
+      let killsDone = 0;
+      const KILL_AT = [0.25, 0.5, 0.75];
       const opIds: string[] = [];
       const begun = performance.now();
       async function produce(index: number): Promise<void> {
@@ -122,6 +125,13 @@ describe('write-behind under kill -9', () => {
             const value = next() < 0.6 ? 1 : -1;
             ops.push({ post_id: post, user_id: user, value });
           }
+          // On a loaded machine a restarted daemon can take seconds to come up; without this gate the
+          // producers could finish before the next kill, which then would not land mid-stream.
+          await until(
+            'the kill due before this point',
+            async () => killsDone >= KILL_AT.filter((at) => produced >= OPS * (at + 0.2)).length,
+            120_000,
+          );
           const ids = await writer.write('votes', ops);
           for (const op of ops) expected.set(`${op.post_id}:${op.user_id}`, op.value);
           opIds.push(...ids);
@@ -133,7 +143,7 @@ describe('write-behind under kill -9', () => {
 
       const kills: number[] = [];
       async function kill(): Promise<void> {
-        for (const fraction of [0.25, 0.5, 0.75]) {
+        for (const fraction of KILL_AT) {
           await until('production progress', async () => produced >= OPS * fraction, 60_000);
           // Kill only once this daemon has committed something: it is in the middle of its work.
           await until(
@@ -144,6 +154,7 @@ describe('write-behind under kill -9', () => {
           daemon!.child.kill('SIGKILL');
           await daemon!.stop('SIGKILL');
           kills.push(produced);
+          killsDone++;
           await sleep(300);
           daemon = await start();
         }
