@@ -48,6 +48,8 @@ export function rememberUrlSecrets(urls: readonly (string | undefined)[]): void 
       const parsed = new URL(url.trim());
       rememberSecret(parsed.password);
     } catch {}
+    // URLs WHATWG cannot parse (a cluster URL's comma-separated hosts): the credentials by their shape.
+    for (const match of url.matchAll(URL_CREDENTIALS)) rememberSecret(match[3]?.slice(1));
   }
 }
 
