@@ -1,6 +1,6 @@
 import { isCompilable, type Kysely, type RawBuilder, sql } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
-import type { KeyRange, ViewDefinition } from './define-view.ts';
+import type { KeyRange, StreamableQuery, ViewDefinition } from './define-view.ts';
 import type { ParamType } from './params.ts';
 import { RANK_COLUMN } from './writers/group-elements.ts';
 import type { Row, ShapeWriter } from './writers/shape-writer.ts';
@@ -88,6 +88,25 @@ async function* readAhead<T>(source: AsyncIterable<T>, limit: number): AsyncGene
     await pump;
     await iterator.return?.();
   }
+}
+
+/**
+ * The rows of a Kysely query in the cursor's chunks (arrays of up to `chunkSize` rows), where
+ * `query.stream()` yields row by row: three async generators deep, that per-row await cost more CPU
+ * than decoding the row (bench/README.md "Refresh"). Queries that are not Kysely builders stream as
+ * they can, in chunks of one row.
+ */
+async function* chunksOf(
+  db: Kysely<unknown>,
+  query: StreamableQuery<Row>,
+  chunkSize: number,
+): AsyncGenerator<Row[]> {
+  if (isCompilable(query)) {
+    for await (const result of db.getExecutor().stream<Row>(query.compile(), chunkSize, {}))
+      yield result.rows;
+    return;
+  }
+  for await (const row of query.stream({ chunkSize })) yield [row];
 }
 
 /** Cuts [from, to) into at most `count` contiguous, non-empty ranges of (nearly) equal width. */
@@ -181,11 +200,26 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
   function groupedRows(
     view: ViewDefinition,
     paramsList: Record<string, unknown>[] | undefined,
-  ): Promise<Row[]> | AsyncIterable<Row> {
+  ): Promise<Row[]> | AsyncIterable<Row[]> {
     if (paramsList && paramsList.length > 1) return grouped(view, batchSql(view, paramsList)).execute();
     const params = paramsList?.[0];
     const query = grouped(view, view.query(db, params));
-    return params ? query.execute() : readAhead(query.stream({ chunkSize }), chunkSize * 2);
+    return params ? query.execute() : readAhead(chunksOf(db, query, chunkSize), 2);
+  }
+
+  /**
+   * A zset's full rebuild reads its rows in score order: Redis inserts a member at the tail of the
+   * skip list instead of at a random place in it, which halves the server's CPU for the ZADDs (and
+   * for freeing the old key at the swap) — measured 600 → 300 ms for 157,000 members, more than the
+   * sort costs Postgres (bench/README.md "Refresh"). Only for Kysely builders whose rows carry the
+   * score column themselves (no `map` that computes it).
+   */
+  function inScoreOrder(view: ViewDefinition, query: StreamableQuery<Row>): StreamableQuery<Row> {
+    if (view.shape !== 'zset' || view.map || !isCompilable(query)) return query;
+    return db
+      .selectFrom(sql`(${query})`.as('vk_z'))
+      .selectAll()
+      .orderBy(sql.ref(`vk_z.${view.score!}`));
   }
 
   /** min..max+1 of a chunked view's key column (an empty range when the table is empty). */
@@ -215,23 +249,29 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
      * loop closes the cursor.
      */
     async stream(view, writer, paramsList, range, signal) {
-      const write = async (rows: Iterable<Row> | AsyncIterable<Row>) => {
-        for await (const raw of rows) {
+      const writeRows = async (rows: readonly Row[]) => {
+        for (const raw of rows) {
           if (signal?.aborted) throw signal.reason ?? new Error('aborted');
           const pending = writer.add(view.map ? view.map(raw) : raw);
           if (pending) await pending;
         }
       };
+      const writeChunks = async (chunks: AsyncIterable<Row[]>) => {
+        for await (const rows of chunks) await writeRows(rows);
+      };
       if (view.shape === 'list' || view.shape === 'set') {
         // Rows keep the rank column (RANK_COLUMN) that orders a list: the writers leave it out.
         const rows = groupedRows(view, paramsList);
-        return write(rows instanceof Promise ? await rows : rows);
+        return rows instanceof Promise ? writeRows(await rows) : writeChunks(rows);
       }
-      if (paramsList && paramsList.length > 1) return write(await batchQuery(view, paramsList));
+      if (paramsList && paramsList.length > 1) return writeRows(await batchQuery(view, paramsList));
       const params = paramsList?.[0];
       const query = view.query(db, params, range);
-      if (params && query.execute) return write(await query.execute());
-      if (params || !view.chunking || !query.execute) return write(query.stream({ chunkSize }));
+      if (params && query.execute) return writeRows(await query.execute());
+      if (params || !view.chunking || !query.execute) {
+        const source = params ? query : inScoreOrder(view, query);
+        return writeChunks(readAhead(chunksOf(db, source, chunkSize), 2));
+      }
 
       const span = range ?? (await spanOf(view));
       const width = BigInt(span.to) - BigInt(span.from);
@@ -248,7 +288,7 @@ export function createRowSource(options: { db: Kysely<any>; chunkSize: number })
       for (let i = 0; next; i++) {
         const rows = await next;
         next = i + 1 < pieces.length ? fetchPiece(pieces[i + 1]!) : undefined;
-        await write(rows);
+        await writeRows(rows);
       }
     },
 
