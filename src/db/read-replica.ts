@@ -37,6 +37,8 @@ export interface ReadReplica {
    */
   catchUp(maxWaitMs: number, signal?: AbortSignal): Promise<string | undefined>;
   status(): Promise<ReplicaStatus>;
+  /** Rejects when the standby cannot serve full rebuilds (unreachable, or not a standby). */
+  healthy(): Promise<void>;
   /** Fails with `E_CONNECT` naming DATABASE_READ_URL's host when the standby does not answer. */
   ping(): Promise<void>;
   /** Ends the standby's pool (the primary's belongs to its creator); idempotent. */
@@ -98,7 +100,8 @@ export function createReadReplica(options: ReadReplicaOptions): ReadReplica {
   const pollMs = options.pollMs ?? 25;
 
   // pg_is_wal_replay_paused() raises outside recovery, hence the case.
-  const replay = (target: string) => sql<ReplayRow>`
+  const replay = (target: string) =>
+    sql<ReplayRow>`
     select pg_is_in_recovery() as standby,
       pg_last_wal_replay_lsn() >= ${target}::pg_lsn as replayed,
       case when pg_is_in_recovery() then pg_is_wal_replay_paused() end as paused,
@@ -128,43 +131,50 @@ export function createReadReplica(options: ReadReplicaOptions): ReadReplica {
       }
     },
 
-    async status() {
-      try {
-        const target = await primaryPosition(primary).catch(() => null);
-        const { rows } = await sql<{
-          standby: boolean;
-          paused: boolean | null;
-          behind: string | null;
-          lag_s: number | null;
-        }>`
-          select pg_is_in_recovery() as standby,
-            case when pg_is_in_recovery() then pg_is_wal_replay_paused() end as paused,
-            pg_wal_lsn_diff(${target}::pg_lsn, pg_last_wal_replay_lsn())::text as behind,
-            case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
-              else extract(epoch from now() - pg_last_xact_replay_timestamp())::float8 end as lag_s`.execute(
-          replica.db,
-        );
-        const row = rows[0]!;
-        if (!row.standby) {
-          return {
-            state: 'not a standby',
-            lag_bytes: null,
-            lag_s: null,
-            reason: 'pg_is_in_recovery() is false: full rebuilds read the primary',
-          };
-        }
-        return {
-          state: row.paused ? 'paused' : 'streaming',
-          lag_bytes: row.behind === null ? null : Math.max(0, Number(row.behind)),
-          lag_s: row.lag_s === null ? null : Math.round(row.lag_s * 10) / 10,
-          reason: null,
-        };
-      } catch (error) {
-        return { state: 'unreachable', lag_bytes: null, lag_s: null, reason: describeError(error) };
-      }
+    status,
+
+    async healthy() {
+      const { state, reason } = await status();
+      if (state === 'unreachable' || state === 'not a standby') throw new Error(reason ?? state);
     },
 
     ping: () => replica.ping(),
     close: () => replica.close(),
   };
+
+  async function status(): Promise<ReplicaStatus> {
+    try {
+      const target = await primaryPosition(primary).catch(() => null);
+      const { rows } = await sql<{
+        standby: boolean;
+        paused: boolean | null;
+        behind: string | null;
+        lag_s: number | null;
+      }>`
+          select pg_is_in_recovery() as standby,
+            case when pg_is_in_recovery() then pg_is_wal_replay_paused() end as paused,
+            pg_wal_lsn_diff(${target}::pg_lsn, pg_last_wal_replay_lsn())::text as behind,
+            case when pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+              else extract(epoch from now() - pg_last_xact_replay_timestamp())::float8 end as lag_s`.execute(
+        replica.db,
+      );
+      const row = rows[0]!;
+      if (!row.standby) {
+        return {
+          state: 'not a standby',
+          lag_bytes: null,
+          lag_s: null,
+          reason: 'pg_is_in_recovery() is false: full rebuilds read the primary',
+        };
+      }
+      return {
+        state: row.paused ? 'paused' : 'streaming',
+        lag_bytes: row.behind === null ? null : Math.max(0, Number(row.behind)),
+        lag_s: row.lag_s === null ? null : Math.round(row.lag_s * 10) / 10,
+        reason: null,
+      };
+    } catch (error) {
+      return { state: 'unreachable', lag_bytes: null, lag_s: null, reason: describeError(error) };
+    }
+  }
 }
