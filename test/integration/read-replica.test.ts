@@ -1,0 +1,203 @@
+import { Writable } from 'node:stream';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrateDemo } from '../../demo/migrate.ts';
+import type { Database } from '../../demo/schema.ts';
+import { QUEUES } from '../../src/contract.ts';
+import { createDb, type DbHandle } from '../../src/db/create-db.ts';
+import { createReadReplica, type ReadReplica } from '../../src/db/read-replica.ts';
+import type { ViewkeeperDatabase } from '../../src/db/schema.ts';
+import { isViewkeeperError } from '../../src/errors.ts';
+import { defineView } from '../../src/index.ts';
+import { isTransient } from '../../src/lib/transient.ts';
+import { createLogger } from '../../src/logging/create-logger.ts';
+import { createQueue } from '../../src/queues/factories.ts';
+import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
+import { createRefreshEngine, type RefreshEngine } from '../../src/views/refresh-engine.ts';
+import { type CliResult, runCli } from '../helpers/cli.ts';
+import { REPO_JOBS } from '../helpers/daemon.ts';
+import { type HttpDaemon, startHttpDaemon } from '../helpers/http.ts';
+import {
+  type PrivatePostgres,
+  type PrivateStandby,
+  startPrivatePostgres,
+} from '../helpers/postgres-server.ts';
+import { startThrowawayRedis, type ThrowawayRedis } from '../helpers/redis-server.ts';
+import { actualContent, expectedContent, loadDemoViews, seedSmall } from '../helpers/views.ts';
+import { until } from '../helpers/wait.ts';
+
+// DATABASE_READ_URL on a real streaming standby (pg_basebackup -R of a private, password-protected
+// primary). Replay is paused to make the standby lag on purpose: a full rebuild that read it then
+// would carry a pre-write snapshot under a newer sequence than the refresh that followed the write.
+
+const PASSWORD = 'replica-secret-4c7e';
+type Db = DbHandle<Database & ViewkeeperDatabase>;
+
+let primary: PrivatePostgres;
+let standby: PrivateStandby;
+let redis: ThrowawayRedis;
+let db: Db;
+let onStandby: Db;
+let views: Redis;
+let replica: ReadReplica;
+let databaseUrl: string;
+let readUrl: string;
+let redisUrl: string;
+const teardown: Array<() => Promise<unknown>> = [];
+
+beforeAll(async () => {
+  primary = await startPrivatePostgres({ password: PASSWORD, settings: { max_connections: '60' } });
+  teardown.push(() => primary.stop());
+  databaseUrl = primary.url.replace(/\/postgres$/, '/viewkeeper');
+  await migrateDemo(databaseUrl);
+  db = createDb(databaseUrl, { max: 4 });
+  teardown.push(() => db.close());
+  await seedSmall(db);
+  // Taken after the demo database exists: the base backup carries it.
+  standby = await primary.startStandby();
+  teardown.push(() => standby.stop());
+  readUrl = standby.url.replace(/\/postgres$/, '/viewkeeper');
+  onStandby = createDb(readUrl, { max: 2, variable: 'DATABASE_READ_URL' });
+  teardown.push(() => onStandby.close());
+  replica = createReadReplica({ primary: db.db, replica: createDb(readUrl, { max: 4 }) });
+  teardown.push(() => replica.close());
+  redis = await startThrowawayRedis();
+  teardown.push(() => redis.kill());
+  redisUrl = `redis://127.0.0.1:${redis.port}/0`;
+  views = createRedis(redisUrl, { role: 'views', name: 'test-views' });
+  teardown.push(() => closeRedis(views));
+  await connectRedis(views, redisUrl, 'REDIS_URL');
+}, 120_000);
+
+afterAll(async () => {
+  while (teardown.length > 0) await teardown.pop()!().catch(() => undefined);
+});
+
+const caughtUp = async () => (await replica.catchUp(10_000)) === undefined;
+const pauseReplay = () => sql`select pg_wal_replay_pause()`.execute(onStandby.db);
+const resumeReplay = () => sql`select pg_wal_replay_resume()`.execute(onStandby.db);
+
+describe('the refresh engine with a read replica', () => {
+  // Each row says which server produced it.
+  const probe = defineView<{ probe_rows: { id: string; label: string } }>()({
+    name: 'probe',
+    shape: 'hash',
+    key: 'probe:{id}',
+    params: { id: 'bigint' },
+    query: (q, params) => {
+      let query = q
+        .selectFrom('probe_rows')
+        .select(['id', 'label', sql<string>`pg_is_in_recovery()::text`.as('on_replica')]);
+      if (params) query = query.where('id', '=', params.id);
+      return query;
+    },
+  });
+  const lines: string[] = [];
+  let engine: RefreshEngine;
+  // Back-to-back runs of one view: no spacing between them.
+  const again = { ignoreWindow: true };
+  const onReplica = (id: number) => views.hget(`probe:${id}`, 'on_replica');
+
+  beforeAll(async () => {
+    await sql`create table probe_rows (id bigint primary key, label text not null)`.execute(db.db);
+    await sql`insert into probe_rows select g, 'row ' || g from generate_series(1, 3) g`.execute(db.db);
+    const destination = new Writable({
+      write(chunk, _encoding, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    engine = createRefreshEngine({
+      db: db.db,
+      redis: views,
+      prefix: 'vke',
+      logger: createLogger({ level: 'info', pretty: false, destination }),
+      replica,
+      replicaWaitMs: 300,
+    });
+    await until(caughtUp, 'the standby to replay the probe table', 30_000);
+  });
+
+  it('a full rebuild reads the replica once it has caught up; a partial refresh reads the primary', async () => {
+    const full = await engine.refresh(probe, undefined, again);
+    expect(full).toMatchObject({ status: 'done', kind: 'full', rows: 3, source: 'replica' });
+    expect(await onReplica(1)).toBe('true');
+    const partial = await engine.refresh(probe, { id: '1' }, again);
+    expect(partial).toMatchObject({ status: 'done', kind: 'partial', source: 'primary' });
+    expect(await onReplica(1)).toBe('false');
+    expect(await onReplica(2)).toBe('true');
+  });
+
+  it('with replay paused behind a write, a full rebuild reads the primary after the wait instead of the stale standby', async () => {
+    await pauseReplay();
+    try {
+      await sql`insert into probe_rows values (4, 'row 4')`.execute(db.db);
+      const { rows } = await sql<{ n: number }>`select count(*)::int as n from probe_rows`.execute(
+        onStandby.db,
+      );
+      expect(rows[0]!.n).toBe(3); // the standby has not seen the write
+      lines.length = 0;
+      const full = await engine.refresh(probe, undefined, again);
+      expect(full).toMatchObject({ status: 'done', kind: 'full', rows: 4, source: 'primary' });
+      expect(await views.hget('probe:4', 'label')).toBe('row 4');
+      expect(await onReplica(4)).toBe('false');
+      const warned = lines.filter((line) => line.includes('reads the primary'));
+      expect(warned).toHaveLength(1);
+      expect(JSON.parse(warned[0]!).msg).toMatch(
+        /^full rebuild of view probe reads the primary: the replica is .+ behind the primary after 300 ms \(replay is paused\)$/,
+      );
+    } finally {
+      await resumeReplay();
+    }
+    await until(caughtUp, 'the standby to catch up', 30_000);
+    expect(await engine.refresh(probe, undefined, again)).toMatchObject({ rows: 4, source: 'replica' });
+    expect(await onReplica(4)).toBe('true');
+  });
+
+  it('a query the standby cancels for a recovery conflict fails with one transient line naming the settings', async () => {
+    // Cancel at once instead of after 30 s; set in the file (a -c setting would win over it).
+    await sql`alter system set max_standby_streaming_delay = 0`.execute(onStandby.db);
+    await sql`select pg_reload_conf()`.execute(onStandby.db);
+    const slow = defineView<{ probe_rows: { id: string; label: string } }>()({
+      name: 'slow_probe',
+      shape: 'hash',
+      key: 'slow_probe:{id}',
+      query: (q) =>
+        q
+          .selectFrom('probe_rows')
+          .select(['id', 'label', sql<string>`pg_sleep(1)::text`.as('slept')])
+          .orderBy('id'),
+    });
+    try {
+      const run = engine.refresh(slow, undefined, again).then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      await until(async () => {
+        const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
+          where state = 'active' and query like '%pg_sleep%' and pid <> pg_backend_pid()`.execute(
+          onStandby.db,
+        );
+        return rows[0]!.n > 0;
+      }, 'the slow query to run on the standby');
+      // Dead rows the standby's query may still need, removed on the primary: replaying that cleanup
+      // conflicts with the query.
+      await sql`update probe_rows set label = label || '!'`.execute(db.db);
+      await sql`vacuum probe_rows`.execute(db.db);
+      const error = (await run) as Error;
+      expect(isViewkeeperError(error, 'E_REPLICA_CONFLICT'), String(error)).toBe(true);
+      expect(error.message).not.toContain('\n');
+      expect(error.message).toMatch(
+        /^full rebuild of view slow_probe: the standby \(DATABASE_READ_URL\) cancelled the query \(canceling statement due to conflict with recovery/,
+      );
+      expect(error.message).toContain('hot_standby_feedback = on');
+      expect(error.message).toContain('max_standby_streaming_delay');
+      expect(isTransient(error)).toBe(true);
+    } finally {
+      await sql`alter system reset max_standby_streaming_delay`.execute(onStandby.db);
+      await sql`select pg_reload_conf()`.execute(onStandby.db);
+    }
+  }, 60_000);
+});
