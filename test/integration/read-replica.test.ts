@@ -201,3 +201,141 @@ describe('the refresh engine with a read replica', () => {
     }
   }, 60_000);
 });
+
+describe('the daemon with DATABASE_READ_URL', () => {
+  let http: HttpDaemon;
+  let env: Record<string, string>;
+  let writeQueue: Queue;
+  const outputs: CliResult[] = [];
+  const cli = async (args: string[]) => {
+    const result = await runCli(args, env, 60_000);
+    outputs.push(result);
+    return result;
+  };
+  /** A full rebuild through the refresh queue, waited for: the job's result. */
+  const rebuild = async (view: string) => {
+    const result = await cli(['refresh', view, '--wait', '--json']);
+    expect(result.code, result.stderr).toBe(0);
+    return JSON.parse(result.stdout) as { kind: string; source?: string };
+  };
+  const readyz = async () => {
+    const response = await fetch(`${http.base}/readyz`);
+    return { status: response.status, body: await response.json() };
+  };
+
+  beforeAll(async () => {
+    env = {
+      DATABASE_URL: databaseUrl,
+      DATABASE_READ_URL: readUrl,
+      REDIS_URL: redisUrl,
+      VK_PREFIX: 'vkd',
+      VK_JOBS_DIR: REPO_JOBS,
+      VK_REPLICA_WAIT_MS: '500',
+      VK_AUDIT_INTERVAL_MS: '0',
+    };
+    const queueRedis = createRedis(redisUrl, { role: 'queue', name: 'test-producer' });
+    teardown.push(() => closeRedis(queueRedis));
+    await connectRedis(queueRedis, redisUrl, 'QUEUE_REDIS_URL');
+    writeQueue = createQueue(QUEUES.writeBehind, queueRedis, 'vkd');
+    teardown.push(() => writeQueue.close());
+    http = await startHttpDaemon(env);
+    teardown.push(() => http.daemon.stop('SIGKILL'));
+    await until(caughtUp, 'the standby to catch up', 30_000);
+  }, 60_000);
+
+  it('paused replay: the write-behind refresh reads the primary, a full rebuild after it keeps the new data; resumed, full rebuilds read the replica again', async () => {
+    const demo = await loadDemoViews();
+    expect(await rebuild('post_votes')).toMatchObject({ kind: 'full', source: 'replica' });
+    expect(await actualContent(views, 'vkd', demo.post_votes)).toEqual(
+      await expectedContent(db, demo.post_votes),
+    );
+
+    const { rows } = await sql<{ post_id: string; user_id: string }>`
+      select p.id as post_id, u.id as user_id from posts p cross join users u
+      where not exists (select 1 from votes v where v.post_id = p.id and v.user_id = u.id)
+      order by p.id, u.id limit 1`.execute(db.db);
+    const { post_id, user_id } = rows[0]!;
+    const sumOf = async (handle: Db) => {
+      const { rows: sums } = await sql<{ sum: string | null }>`
+        select sum(value)::text as sum from votes where post_id = ${post_id}`.execute(handle.db);
+      return sums[0]!.sum;
+    };
+    const before = await views.get(`post_votes:${post_id}`);
+    expect(before).toBe(await sumOf(db));
+
+    await pauseReplay();
+    try {
+      await writeQueue.add('votes', { ops: [{ id: 'replica-op-1', post_id, user_id, value: 1 }] });
+      const after = String(Number(before) + 1);
+      // The refresh owed by the batch read the primary: the standby still has the old sum.
+      await until(async () => (await views.get(`post_votes:${post_id}`)) === after, 'the owed refresh', {
+        detail: () => http.daemon.output().slice(-2000),
+      });
+      expect(await sumOf(onStandby)).toBe(before);
+      // A full rebuild now takes a newer sequence: read from the paused standby, it would put the old
+      // sum back. It waits VK_REPLICA_WAIT_MS, then reads the primary.
+      expect(await rebuild('post_votes')).toMatchObject({ kind: 'full', source: 'primary' });
+      expect(await views.get(`post_votes:${post_id}`)).toBe(after);
+      expect(await actualContent(views, 'vkd', demo.post_votes)).toEqual(
+        await expectedContent(db, demo.post_votes),
+      );
+      expect(http.daemon.output()).toMatch(
+        /full rebuild of view post_votes reads the primary: the replica is .+ \(replay is paused\)/,
+      );
+    } finally {
+      await resumeReplay();
+    }
+    await until(caughtUp, 'the standby to catch up', 30_000);
+    expect(await rebuild('post_votes')).toMatchObject({ kind: 'full', source: 'replica' });
+    expect(await actualContent(views, 'vkd', demo.post_votes)).toEqual(
+      await expectedContent(db, demo.post_votes),
+    );
+    expect(await rebuild('user_stats')).toMatchObject({ kind: 'full', source: 'replica' });
+    expect(await actualContent(views, 'vkd', demo.user_stats)).toEqual(
+      await expectedContent(db, demo.user_stats),
+    );
+  }, 120_000);
+
+  it('the standby stopped: full rebuilds read the primary, /readyz stays ready listing it degraded, status says so; back, it is read again', async () => {
+    const ready = await readyz();
+    expect(ready).toEqual({ status: 200, body: { status: 'ready' } });
+    await standby.halt();
+    try {
+      expect(await rebuild('user_stats')).toMatchObject({ kind: 'full', source: 'primary' });
+      expect(http.daemon.output()).toMatch(
+        /full rebuild of view user_stats reads the primary: the replica is unreachable/,
+      );
+      expect(await readyz()).toEqual({
+        status: 200,
+        body: { status: 'ready', degraded: ['postgres replica'] },
+      });
+      const status = await cli(['status']);
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.stdout).toMatch(/^read replica: unreachable \(.+\)$/m);
+      const json = await cli(['status', '--json']);
+      expect(JSON.parse(json.stdout).replica).toMatchObject({ state: 'unreachable', lag_bytes: null });
+    } finally {
+      await standby.resume();
+    }
+    await until(caughtUp, 'the standby to catch up', 30_000);
+    expect(await rebuild('user_stats')).toMatchObject({ kind: 'full', source: 'replica' });
+    const json = await cli(['status', '--json']);
+    expect(JSON.parse(json.stdout).replica).toMatchObject({ state: 'streaming', reason: null });
+    expect(JSON.parse(json.stdout).replica.lag_bytes).toBeGreaterThanOrEqual(0);
+    expect(http.daemon.child.exitCode).toBeNull();
+  }, 120_000);
+
+  it('no output carries a password: not the daemon, not the CLI, not a bad DATABASE_READ_URL', async () => {
+    const refused = await runCli(['status'], {
+      ...env,
+      DATABASE_READ_URL: `mysql://reader:${PASSWORD}@standby/x`,
+    });
+    outputs.push(refused);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('DATABASE_READ_URL="mysql://reader:***@standby/x" is invalid');
+    expect(await http.daemon.stop()).toBe(0);
+    const everything = [http.daemon.output(), ...outputs.flatMap((result) => [result.stdout, result.stderr])];
+    for (const text of everything) expect(text).not.toContain(PASSWORD);
+    expect(http.daemon.output()).toContain('daemon stopped');
+  }, 60_000);
+});
