@@ -25,8 +25,9 @@ export async function connectReplica(options: {
   const handle = createDb(options.url, {
     applicationName: 'viewkeeper-daemon',
     variable: 'DATABASE_READ_URL',
-    // one query per refresh slot, the catch-up checks between them, and the status probe
-    max: options.concurrency + 2,
+    // a query per refresh slot and per chunk worker (half as many), the catch-up checks between
+    // them, and the status probe
+    max: options.concurrency * 2 + 2,
     onConnectionError: (error) =>
       logger.warn(
         { reason: describeError(error) },

@@ -156,6 +156,50 @@ describe('the refresh engine with a read replica', () => {
     expect(await onReplica(4)).toBe('true');
   });
 
+  it('each chunk of a chunked rebuild chooses for itself: the caught-up replica, or the primary while replay is paused', async () => {
+    const chunked = defineView<{ probe_rows: { id: string; label: string } }>()({
+      name: 'chunked_probe',
+      shape: 'hash',
+      key: 'chunked_probe:{id}',
+      chunking: { table: 'probe_rows', column: 'id', size: 2 },
+      query: (q, _params, range) => {
+        let query = q
+          .selectFrom('probe_rows')
+          .select(['id', 'label', sql<string>`pg_is_in_recovery()::text`.as('on_replica')]);
+        if (range) query = query.where('id', '>=', range.from).where('id', '<', range.to);
+        return query;
+      },
+    });
+    const begun = await engine.beginChunked(chunked, again);
+    if (begun.status !== 'started') throw new Error(`not started: ${JSON.stringify(begun)}`);
+    expect(begun.ranges).toEqual([
+      { from: '1', to: '3' },
+      { from: '3', to: '5' },
+    ]);
+    const run = (range: (typeof begun.ranges)[number]) =>
+      engine.runChunk(chunked, { seq: begun.seq, token: begun.token, range }, again);
+    const first = await run(begun.ranges[0]!);
+    await pauseReplay();
+    let second: Awaited<ReturnType<typeof run>>;
+    try {
+      await sql`update probe_rows set label = 'row 3, changed' where id = 3`.execute(db.db);
+      second = await run(begun.ranges[1]!);
+    } finally {
+      await resumeReplay();
+    }
+    await engine.finishChunked(chunked, {
+      seq: begun.seq,
+      token: begun.token,
+      startedAt: begun.startedAt,
+      rows: first.rows + second.rows,
+      fields: first.fields,
+    });
+    expect(await views.hgetall('chunked_probe:1')).toEqual({ label: 'row 1', on_replica: 'true' });
+    expect(await views.hgetall('chunked_probe:3')).toEqual({ label: 'row 3, changed', on_replica: 'false' });
+    expect(lines.some((line) => line.includes('chunk of view chunked_probe reads the primary'))).toBe(true);
+    await until(caughtUp, 'the standby to catch up', 30_000);
+  });
+
   it('a query the standby cancels for a recovery conflict fails with one transient line naming the settings', async () => {
     // Cancel at once instead of after 30 s; set in the file (a -c setting would win over it).
     await sql`alter system set max_standby_streaming_delay = 0`.execute(onStandby.db);
