@@ -1,14 +1,8 @@
 import { Writable } from 'node:stream';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateDemo } from '../../demo/migrate.ts';
-import type { Database } from '../../demo/schema.ts';
 import { QUEUES } from '../../src/contract.ts';
-import { createDb, type DbHandle } from '../../src/db/create-db.ts';
-import { createReadReplica, type ReadReplica } from '../../src/db/read-replica.ts';
-import type { ViewkeeperDatabase } from '../../src/db/schema.ts';
 import { isViewkeeperError } from '../../src/errors.ts';
 import { defineView } from '../../src/index.ts';
 import { isTransient } from '../../src/lib/transient.ts';
@@ -19,13 +13,8 @@ import { createRefreshEngine, type RefreshEngine } from '../../src/views/refresh
 import { type CliResult, runCli } from '../helpers/cli.ts';
 import { REPO_JOBS } from '../helpers/daemon.ts';
 import { type HttpDaemon, startHttpDaemon } from '../helpers/http.ts';
-import {
-  type PrivatePostgres,
-  type PrivateStandby,
-  startPrivatePostgres,
-} from '../helpers/postgres-server.ts';
-import { startThrowawayRedis, type ThrowawayRedis } from '../helpers/redis-server.ts';
-import { actualContent, expectedContent, loadDemoViews, seedSmall } from '../helpers/views.ts';
+import { type ReplicaDb, type ReplicaStack, startReplicaStack } from '../helpers/replica-stack.ts';
+import { actualContent, expectedContent, loadDemoViews } from '../helpers/views.ts';
 import { until } from '../helpers/wait.ts';
 
 // DATABASE_READ_URL on a real streaming standby (pg_basebackup -R of a private, password-protected
@@ -33,51 +22,18 @@ import { until } from '../helpers/wait.ts';
 // would carry a pre-write snapshot under a newer sequence than the refresh that followed the write.
 
 const PASSWORD = 'replica-secret-4c7e';
-type Db = DbHandle<Database & ViewkeeperDatabase>;
 
-let primary: PrivatePostgres;
-let standby: PrivateStandby;
-let redis: ThrowawayRedis;
-let db: Db;
-let onStandby: Db;
-let views: Redis;
-let replica: ReadReplica;
-let databaseUrl: string;
-let readUrl: string;
-let redisUrl: string;
+let stack: ReplicaStack;
 const teardown: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
-  primary = await startPrivatePostgres({ password: PASSWORD, settings: { max_connections: '60' } });
-  teardown.push(() => primary.stop());
-  databaseUrl = primary.url.replace(/\/postgres$/, '/viewkeeper');
-  await migrateDemo(databaseUrl);
-  db = createDb(databaseUrl, { max: 4 });
-  teardown.push(() => db.close());
-  await seedSmall(db);
-  // Taken after the demo database exists: the base backup carries it.
-  standby = await primary.startStandby();
-  teardown.push(() => standby.stop());
-  readUrl = standby.url.replace(/\/postgres$/, '/viewkeeper');
-  onStandby = createDb(readUrl, { max: 2, variable: 'DATABASE_READ_URL' });
-  teardown.push(() => onStandby.close());
-  replica = createReadReplica({ primary: db.db, replica: createDb(readUrl, { max: 4 }) });
-  teardown.push(() => replica.close());
-  redis = await startThrowawayRedis();
-  teardown.push(() => redis.kill());
-  redisUrl = `redis://127.0.0.1:${redis.port}/0`;
-  views = createRedis(redisUrl, { role: 'views', name: 'test-views' });
-  teardown.push(() => closeRedis(views));
-  await connectRedis(views, redisUrl, 'REDIS_URL');
+  stack = await startReplicaStack(PASSWORD);
+  teardown.push(() => stack.stop());
 }, 120_000);
 
 afterAll(async () => {
   while (teardown.length > 0) await teardown.pop()!().catch(() => undefined);
 });
-
-const caughtUp = async () => (await replica.catchUp(10_000)) === undefined;
-const pauseReplay = () => sql`select pg_wal_replay_pause()`.execute(onStandby.db);
-const resumeReplay = () => sql`select pg_wal_replay_resume()`.execute(onStandby.db);
 
 describe('the refresh engine with a read replica', () => {
   // Each row says which server produced it.
@@ -98,11 +54,11 @@ describe('the refresh engine with a read replica', () => {
   let engine: RefreshEngine;
   // Back-to-back runs of one view: no spacing between them.
   const again = { ignoreWindow: true };
-  const onReplica = (id: number) => views.hget(`probe:${id}`, 'on_replica');
+  const onReplica = (id: number) => stack.views.hget(`probe:${id}`, 'on_replica');
 
   beforeAll(async () => {
-    await sql`create table probe_rows (id bigint primary key, label text not null)`.execute(db.db);
-    await sql`insert into probe_rows select g, 'row ' || g from generate_series(1, 3) g`.execute(db.db);
+    await sql`create table probe_rows (id bigint primary key, label text not null)`.execute(stack.db.db);
+    await sql`insert into probe_rows select g, 'row ' || g from generate_series(1, 3) g`.execute(stack.db.db);
     const destination = new Writable({
       write(chunk, _encoding, done) {
         lines.push(String(chunk));
@@ -110,14 +66,14 @@ describe('the refresh engine with a read replica', () => {
       },
     });
     engine = createRefreshEngine({
-      db: db.db,
-      redis: views,
+      db: stack.db.db,
+      redis: stack.views,
       prefix: 'vke',
       logger: createLogger({ level: 'info', pretty: false, destination }),
-      replica,
+      replica: stack.replica,
       replicaWaitMs: 300,
     });
-    await until(caughtUp, 'the standby to replay the probe table', 30_000);
+    await until(stack.caughtUp, 'the standby to replay the probe table', 30_000);
   });
 
   it('a full rebuild reads the replica once it has caught up; a partial refresh reads the primary', async () => {
@@ -131,17 +87,17 @@ describe('the refresh engine with a read replica', () => {
   });
 
   it('with replay paused behind a write, a full rebuild reads the primary after the wait instead of the stale standby', async () => {
-    await pauseReplay();
+    await stack.pauseReplay();
     try {
-      await sql`insert into probe_rows values (4, 'row 4')`.execute(db.db);
+      await sql`insert into probe_rows values (4, 'row 4')`.execute(stack.db.db);
       const { rows } = await sql<{ n: number }>`select count(*)::int as n from probe_rows`.execute(
-        onStandby.db,
+        stack.onStandby.db,
       );
       expect(rows[0]!.n).toBe(3); // the standby has not seen the write
       lines.length = 0;
       const full = await engine.refresh(probe, undefined, again);
       expect(full).toMatchObject({ status: 'done', kind: 'full', rows: 4, source: 'primary' });
-      expect(await views.hget('probe:4', 'label')).toBe('row 4');
+      expect(await stack.views.hget('probe:4', 'label')).toBe('row 4');
       expect(await onReplica(4)).toBe('false');
       const warned = lines.filter((line) => line.includes('reads the primary'));
       expect(warned).toHaveLength(1);
@@ -149,9 +105,9 @@ describe('the refresh engine with a read replica', () => {
         /^full rebuild of view probe reads the primary: the replica is .+ behind the primary after 300 ms \(replay is paused\)$/,
       );
     } finally {
-      await resumeReplay();
+      await stack.resumeReplay();
     }
-    await until(caughtUp, 'the standby to catch up', 30_000);
+    await until(stack.caughtUp, 'the standby to catch up', 30_000);
     expect(await engine.refresh(probe, undefined, again)).toMatchObject({ rows: 4, source: 'replica' });
     expect(await onReplica(4)).toBe('true');
   });
@@ -179,13 +135,13 @@ describe('the refresh engine with a read replica', () => {
     const run = (range: (typeof begun.ranges)[number]) =>
       engine.runChunk(chunked, { seq: begun.seq, token: begun.token, range }, again);
     const first = await run(begun.ranges[0]!);
-    await pauseReplay();
+    await stack.pauseReplay();
     let second: Awaited<ReturnType<typeof run>>;
     try {
-      await sql`update probe_rows set label = 'row 3, changed' where id = 3`.execute(db.db);
+      await sql`update probe_rows set label = 'row 3, changed' where id = 3`.execute(stack.db.db);
       second = await run(begun.ranges[1]!);
     } finally {
-      await resumeReplay();
+      await stack.resumeReplay();
     }
     await engine.finishChunked(chunked, {
       seq: begun.seq,
@@ -194,16 +150,19 @@ describe('the refresh engine with a read replica', () => {
       rows: first.rows + second.rows,
       fields: first.fields,
     });
-    expect(await views.hgetall('chunked_probe:1')).toEqual({ label: 'row 1', on_replica: 'true' });
-    expect(await views.hgetall('chunked_probe:3')).toEqual({ label: 'row 3, changed', on_replica: 'false' });
+    expect(await stack.views.hgetall('chunked_probe:1')).toEqual({ label: 'row 1', on_replica: 'true' });
+    expect(await stack.views.hgetall('chunked_probe:3')).toEqual({
+      label: 'row 3, changed',
+      on_replica: 'false',
+    });
     expect(lines.some((line) => line.includes('chunk of view chunked_probe reads the primary'))).toBe(true);
-    await until(caughtUp, 'the standby to catch up', 30_000);
+    await until(stack.caughtUp, 'the standby to catch up', 30_000);
   });
 
   it('a query the standby cancels for a recovery conflict fails with one transient line naming the settings', async () => {
     // Cancel at once instead of after 30 s; set in the file (a -c setting would win over it).
-    await sql`alter system set max_standby_streaming_delay = 0`.execute(onStandby.db);
-    await sql`select pg_reload_conf()`.execute(onStandby.db);
+    await sql`alter system set max_standby_streaming_delay = 0`.execute(stack.onStandby.db);
+    await sql`select pg_reload_conf()`.execute(stack.onStandby.db);
     const slow = defineView<{ probe_rows: { id: string; label: string } }>()({
       name: 'slow_probe',
       shape: 'hash',
@@ -222,14 +181,14 @@ describe('the refresh engine with a read replica', () => {
       await until(async () => {
         const { rows } = await sql<{ n: number }>`select count(*)::int as n from pg_stat_activity
           where state = 'active' and query like '%pg_sleep%' and pid <> pg_backend_pid()`.execute(
-          onStandby.db,
+          stack.onStandby.db,
         );
         return rows[0]!.n > 0;
       }, 'the slow query to run on the standby');
       // Dead rows the standby's query may still need, removed on the primary: replaying that cleanup
       // conflicts with the query.
-      await sql`update probe_rows set label = label || '!'`.execute(db.db);
-      await sql`vacuum probe_rows`.execute(db.db);
+      await sql`update probe_rows set label = label || '!'`.execute(stack.db.db);
+      await sql`vacuum probe_rows`.execute(stack.db.db);
       const error = (await run) as Error;
       expect(isViewkeeperError(error, 'E_REPLICA_CONFLICT'), String(error)).toBe(true);
       expect(error.message).not.toContain('\n');
@@ -240,8 +199,8 @@ describe('the refresh engine with a read replica', () => {
       expect(error.message).toContain('max_standby_streaming_delay');
       expect(isTransient(error)).toBe(true);
     } finally {
-      await sql`alter system reset max_standby_streaming_delay`.execute(onStandby.db);
-      await sql`select pg_reload_conf()`.execute(onStandby.db);
+      await sql`alter system reset max_standby_streaming_delay`.execute(stack.onStandby.db);
+      await sql`select pg_reload_conf()`.execute(stack.onStandby.db);
     }
   }, 60_000);
 });
@@ -269,81 +228,85 @@ describe('the daemon with DATABASE_READ_URL', () => {
 
   beforeAll(async () => {
     env = {
-      DATABASE_URL: databaseUrl,
-      DATABASE_READ_URL: readUrl,
-      REDIS_URL: redisUrl,
+      DATABASE_URL: stack.databaseUrl,
+      DATABASE_READ_URL: stack.readUrl,
+      REDIS_URL: stack.redisUrl,
       VK_PREFIX: 'vkd',
       VK_JOBS_DIR: REPO_JOBS,
       VK_REPLICA_WAIT_MS: '500',
       VK_AUDIT_INTERVAL_MS: '0',
     };
-    const queueRedis = createRedis(redisUrl, { role: 'queue', name: 'test-producer' });
+    const queueRedis = createRedis(stack.redisUrl, { role: 'queue', name: 'test-producer' });
     teardown.push(() => closeRedis(queueRedis));
-    await connectRedis(queueRedis, redisUrl, 'QUEUE_REDIS_URL');
+    await connectRedis(queueRedis, stack.redisUrl, 'QUEUE_REDIS_URL');
     writeQueue = createQueue(QUEUES.writeBehind, queueRedis, 'vkd');
     teardown.push(() => writeQueue.close());
     http = await startHttpDaemon(env);
     teardown.push(() => http.daemon.stop('SIGKILL'));
-    await until(caughtUp, 'the standby to catch up', 30_000);
+    await until(stack.caughtUp, 'the standby to catch up', 30_000);
   }, 60_000);
 
   it('paused replay: the write-behind refresh reads the primary, a full rebuild after it keeps the new data; resumed, full rebuilds read the replica again', async () => {
     const demo = await loadDemoViews();
     expect(await rebuild('post_votes')).toMatchObject({ kind: 'full', source: 'replica' });
-    expect(await actualContent(views, 'vkd', demo.post_votes)).toEqual(
-      await expectedContent(db, demo.post_votes),
+    expect(await actualContent(stack.views, 'vkd', demo.post_votes)).toEqual(
+      await expectedContent(stack.db, demo.post_votes),
     );
 
     const { rows } = await sql<{ post_id: string; user_id: string }>`
       select p.id as post_id, u.id as user_id from posts p cross join users u
       where not exists (select 1 from votes v where v.post_id = p.id and v.user_id = u.id)
-      order by p.id, u.id limit 1`.execute(db.db);
+      order by p.id, u.id limit 1`.execute(stack.db.db);
     const { post_id, user_id } = rows[0]!;
-    const sumOf = async (handle: Db) => {
+    const sumOf = async (handle: ReplicaDb) => {
       const { rows: sums } = await sql<{ sum: string | null }>`
         select sum(value)::text as sum from votes where post_id = ${post_id}`.execute(handle.db);
       return sums[0]!.sum;
     };
-    const before = await views.get(`post_votes:${post_id}`);
-    expect(before).toBe(await sumOf(db));
+    const before = await stack.views.get(`post_votes:${post_id}`);
+    expect(before).toBe(await sumOf(stack.db));
 
-    await pauseReplay();
+    await stack.pauseReplay();
     try {
       await writeQueue.add('votes', { ops: [{ id: 'replica-op-1', post_id, user_id, value: 1 }] });
       const after = String(Number(before) + 1);
       // The refresh owed by the batch read the primary: the standby still has the old sum.
-      await until(async () => (await views.get(`post_votes:${post_id}`)) === after, 'the owed refresh', {
-        detail: () => http.daemon.output().slice(-2000),
-      });
-      expect(await sumOf(onStandby)).toBe(before);
+      await until(
+        async () => (await stack.views.get(`post_votes:${post_id}`)) === after,
+        'the owed refresh',
+        {
+          detail: () => http.daemon.output().slice(-2000),
+        },
+      );
+      expect(await sumOf(stack.onStandby)).toBe(before);
       // A full rebuild now takes a newer sequence: read from the paused standby, it would put the old
       // sum back. It waits VK_REPLICA_WAIT_MS, then reads the primary.
       expect(await rebuild('post_votes')).toMatchObject({ kind: 'full', source: 'primary' });
-      expect(await views.get(`post_votes:${post_id}`)).toBe(after);
-      expect(await actualContent(views, 'vkd', demo.post_votes)).toEqual(
-        await expectedContent(db, demo.post_votes),
+      expect(await stack.views.get(`post_votes:${post_id}`)).toBe(after);
+      expect(await actualContent(stack.views, 'vkd', demo.post_votes)).toEqual(
+        await expectedContent(stack.db, demo.post_votes),
       );
       expect(http.daemon.output()).toMatch(
         /full rebuild of view post_votes reads the primary: the replica is .+ \(replay is paused\)/,
       );
     } finally {
-      await resumeReplay();
+      await stack.resumeReplay();
     }
-    await until(caughtUp, 'the standby to catch up', 30_000);
+    await until(stack.caughtUp, 'the standby to catch up', 30_000);
     expect(await rebuild('post_votes')).toMatchObject({ kind: 'full', source: 'replica' });
-    expect(await actualContent(views, 'vkd', demo.post_votes)).toEqual(
-      await expectedContent(db, demo.post_votes),
+    expect(await actualContent(stack.views, 'vkd', demo.post_votes)).toEqual(
+      await expectedContent(stack.db, demo.post_votes),
     );
     expect(await rebuild('user_stats')).toMatchObject({ kind: 'full', source: 'replica' });
-    expect(await actualContent(views, 'vkd', demo.user_stats)).toEqual(
-      await expectedContent(db, demo.user_stats),
+    expect(await actualContent(stack.views, 'vkd', demo.user_stats)).toEqual(
+      await expectedContent(stack.db, demo.user_stats),
     );
   }, 120_000);
 
   it('the standby stopped: full rebuilds read the primary, /readyz stays ready listing it degraded, status says so; back, it is read again', async () => {
     const ready = await readyz();
     expect(ready).toEqual({ status: 200, body: { status: 'ready' } });
-    await standby.halt();
+    await stack.standby.halt();
     try {
       expect(await rebuild('user_stats')).toMatchObject({ kind: 'full', source: 'primary' });
       expect(http.daemon.output()).toMatch(
@@ -359,9 +322,9 @@ describe('the daemon with DATABASE_READ_URL', () => {
       const json = await cli(['status', '--json']);
       expect(JSON.parse(json.stdout).replica).toMatchObject({ state: 'unreachable', lag_bytes: null });
     } finally {
-      await standby.resume();
+      await stack.standby.resume();
     }
-    await until(caughtUp, 'the standby to catch up', 30_000);
+    await until(stack.caughtUp, 'the standby to catch up', 30_000);
     expect(await rebuild('user_stats')).toMatchObject({ kind: 'full', source: 'replica' });
     const json = await cli(['status', '--json']);
     expect(JSON.parse(json.stdout).replica).toMatchObject({ state: 'streaming', reason: null });
@@ -372,11 +335,11 @@ describe('the daemon with DATABASE_READ_URL', () => {
   it('no output carries a password: not the daemon, not the CLI, not a bad DATABASE_READ_URL', async () => {
     const refused = await runCli(['status'], {
       ...env,
-      DATABASE_READ_URL: `mysql://reader:${PASSWORD}@standby/x`,
+      DATABASE_READ_URL: `mysql://reader:${PASSWORD}@stack.standby/x`,
     });
     outputs.push(refused);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('DATABASE_READ_URL="mysql://reader:***@standby/x" is invalid');
+    expect(refused.stderr).toContain('DATABASE_READ_URL="mysql://reader:***@stack.standby/x" is invalid');
     expect(await http.daemon.stop()).toBe(0);
     const everything = [http.daemon.output(), ...outputs.flatMap((result) => [result.stdout, result.stderr])];
     for (const text of everything) expect(text).not.toContain(PASSWORD);
