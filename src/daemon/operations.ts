@@ -130,6 +130,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
         prefix: config.prefix,
         memory: () => memory.bytes(),
         version: packageVersion(),
+        replica: parts.replica,
       });
       const history = createHistory({
         queues: parts.queues,
