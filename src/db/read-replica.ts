@@ -67,7 +67,10 @@ function formatBytes(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** The primary's WAL write position: every commit it has acknowledged ends at or before it. */
+/**
+ * The primary's WAL write position: every commit it has acknowledged with `synchronous_commit` on
+ * ends at or before it (one made with it off may wait for the WAL writer, ~200 ms, to get there).
+ */
 async function primaryPosition(primary: Kysely<unknown>): Promise<string> {
   const { rows } = await sql<{ lsn: string }>`select pg_current_wal_lsn()::text as lsn`.execute(primary);
   return rows[0]!.lsn;

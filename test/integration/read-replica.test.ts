@@ -344,11 +344,23 @@ describe('the daemon with DATABASE_READ_URL', () => {
   it('no output carries a password: not the daemon, not the CLI, not a bad DATABASE_READ_URL', async () => {
     const refused = await runCli(['status'], {
       ...env,
-      DATABASE_READ_URL: `mysql://reader:${PASSWORD}@stack.standby/x`,
+      DATABASE_READ_URL: `mysql://reader:${PASSWORD}@standby-host/x`,
     });
     outputs.push(refused);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('DATABASE_READ_URL="mysql://reader:***@stack.standby/x" is invalid');
+    expect(refused.stderr).toContain('DATABASE_READ_URL="mysql://reader:***@standby-host/x" is invalid');
+    // A refused password is a mistake no waiting fixes: start stops, naming the variable.
+    const wrong = 'not-the-password-93a';
+    const start = await runCli(['start'], {
+      ...env,
+      DATABASE_READ_URL: stack.readUrl.replace(encodeURIComponent(PASSWORD), wrong),
+    });
+    outputs.push(start);
+    expect(start.code, start.stderr).toBe(1);
+    expect(start.stderr).toMatch(
+      /Postgres at 127\.0\.0\.1:\d+ \(DATABASE_READ_URL\): authentication failed .*check the user and password in DATABASE_READ_URL/,
+    );
+    expect(`${start.stdout}${start.stderr}`).not.toContain(wrong);
     expect(await http.daemon.stop()).toBe(0);
     const everything = [http.daemon.output(), ...outputs.flatMap((result) => [result.stdout, result.stderr])];
     for (const text of everything) expect(text).not.toContain(PASSWORD);
