@@ -276,9 +276,7 @@ describe('the daemon with DATABASE_READ_URL', () => {
       await until(
         async () => (await stack.views.get(`post_votes:${post_id}`)) === after,
         'the owed refresh',
-        {
-          detail: () => http.daemon.output().slice(-2000),
-        },
+        { timeoutMs: 60_000, detail: () => http.daemon.output().slice(-2000) },
       );
       expect(await sumOf(stack.onStandby)).toBe(before);
       // A full rebuild now takes a newer sequence: read from the paused standby, it would put the old
