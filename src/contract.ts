@@ -37,6 +37,8 @@ export interface RefreshJobResult {
    * naming the view and key; every other group was written.
    */
   failedGroups?: string[];
+  /** Which Postgres the run's query read (`primary` or `replica`); present when DATABASE_READ_URL is set. */
+  source?: 'primary' | 'replica';
   /** True when no run was needed: a run that started after this request was enqueued already succeeded. */
   covered?: boolean;
   /** Bulk requests: one outcome per element of `params`, in order. */

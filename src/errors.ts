@@ -19,7 +19,9 @@ export type ErrorCode =
   /** Redis did not answer in time, the client's circuit breaker is open, or the client is closed. */
   | 'E_UNAVAILABLE'
   /** The HTTP surface could not listen on VK_HTTP_HOST:VK_HTTP_PORT (in use, not allowed). */
-  | 'E_HTTP_LISTEN';
+  | 'E_HTTP_LISTEN'
+  /** A hot standby cancelled a view query (conflict with recovery); transient, retried. */
+  | 'E_REPLICA_CONFLICT';
 
 /**
  * Every error viewkeeper raises on purpose. `message` is one line that says what happened, with the

@@ -12,6 +12,18 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface ResolvedConfig {
   /** Postgres connection URL. @defaultValue `postgres://postgres@127.0.0.1:5432/viewkeeper` */
   databaseUrl: string;
+  /**
+   * A streaming (physical) standby of `databaseUrl` that full rebuilds read instead of the primary
+   * (views/read-route.ts has the rule); `undefined` = every view query reads the primary.
+   * @defaultValue unset
+   */
+  databaseReadUrl: string | undefined;
+  /**
+   * Longest a full rebuild waits for the standby to replay up to the primary's WAL position at the
+   * run's start before it reads the primary instead; 0 = read the standby only when it is already
+   * there. @defaultValue 5000
+   */
+  replicaWaitMs: number;
   /** Redis for views and events. @defaultValue `redis://127.0.0.1:6379/0` */
   redisUrl: string;
   /** Redis for the BullMQ queues. @defaultValue the value of `redisUrl` */
@@ -66,6 +78,7 @@ export const CONFIG_DEFAULTS = {
   auditIntervalMs: 600_000,
   auditSample: 20,
   capturePollMs: 2000,
+  replicaWaitMs: 5000,
 } as const satisfies Partial<ResolvedConfig>;
 
 type Env = Record<string, string | undefined>;
@@ -95,6 +108,11 @@ function connectionUrl(env: Env, name: string, protocols: string[], fallback: st
   }
   if (!parsed.hostname) throw invalid(name, value, 'a URL with a host name');
   return value;
+}
+
+/** Like {@link connectionUrl}, for a connection that is off unless its variable is set. */
+function optionalUrl(env: Env, name: string, protocols: string[]): string | undefined {
+  return read(env, name) === undefined ? undefined : connectionUrl(env, name, protocols, '');
 }
 
 function redisUrl(env: Env, name: string, fallback: string): string {
@@ -166,6 +184,8 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
       ['postgres:', 'postgresql:'],
       CONFIG_DEFAULTS.databaseUrl,
     ),
+    databaseReadUrl: optionalUrl(env, 'DATABASE_READ_URL', ['postgres:', 'postgresql:']),
+    replicaWaitMs: integer(env, 'VK_REPLICA_WAIT_MS', 0, 600_000) ?? CONFIG_DEFAULTS.replicaWaitMs,
     redisUrl: redis,
     queueRedisUrl: redisUrl(env, 'QUEUE_REDIS_URL', redis),
     queueRedisVariable: read(env, 'QUEUE_REDIS_URL') === undefined ? 'REDIS_URL' : 'QUEUE_REDIS_URL',
@@ -189,7 +209,7 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
  * of this process shows them, whether or not the rest of the configuration is valid.
  */
 export function rememberEnvSecrets(env: Env = process.env): void {
-  rememberUrlSecrets([env.DATABASE_URL, env.REDIS_URL, env.QUEUE_REDIS_URL]);
+  rememberUrlSecrets([env.DATABASE_URL, env.DATABASE_READ_URL, env.REDIS_URL, env.QUEUE_REDIS_URL]);
   rememberSecret(env.VK_HTTP_TOKEN?.trim());
 }
 

@@ -25,6 +25,7 @@ import { createRefreshEngine } from '../views/refresh-engine.ts';
 import { loadRegistry } from '../views/registry.ts';
 import type { Operations } from './operations.ts';
 import { createReleaseStack } from './release-stack.ts';
+import { connectReplica } from './replica.ts';
 
 export interface DaemonOptions {
   config: ResolvedConfig;
@@ -92,6 +93,16 @@ export function createDaemon(options: DaemonOptions): Daemon {
         });
         releases.push('postgres pool', () => db.close());
         await db.ping();
+        const replica =
+          config.databaseReadUrl === undefined
+            ? undefined
+            : await connectReplica({
+                url: config.databaseReadUrl,
+                primary: db.db,
+                concurrency: config.refreshConcurrency,
+                logger,
+                releases,
+              });
 
         const views = createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:views` });
         releases.push('views redis', () => closeRedis(views));
@@ -116,6 +127,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
           ops.probes.postgres = () => db.ping();
           ops.probes['views redis'] = () => views.ping();
           ops.probes['queue redis'] = () => queue.ping();
+          if (replica) ops.degradable['postgres replica'] = () => replica.healthy();
           ops.setRefreshBacklog(() => refreshQueue.getWaitingCount());
           // Metrics and the page also watch the write-behind queue, and bull-board the chunk queue.
           const queues: Record<string, Queue> = { [QUEUES.refresh]: refreshQueue };
@@ -131,6 +143,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
             views,
             queue,
             db: db.db,
+            replica,
             queues,
             internalQueues: [chunkQueue],
           });
@@ -145,6 +158,8 @@ export function createDaemon(options: DaemonOptions): Daemon {
           prefix: config.prefix,
           logger,
           lockTtlMs: config.jobLockMs,
+          replica,
+          replicaWaitMs: config.replicaWaitMs,
         });
         const engine = instruments ? observeEngine(bare, instruments.refresh) : bare;
         const worker = createRefreshWorker({

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { ResolvedConfig } from '../config/config.ts';
 import { QUEUES } from '../contract.ts';
+import type { ReadReplica } from '../db/read-replica.ts';
 import type { ViewkeeperDatabase } from '../db/schema.ts';
 import { packageVersion } from '../http/build-info.ts';
 import { createHistory } from '../http/history.ts';
@@ -33,6 +34,8 @@ export interface InstrumentParts {
   views: Redis;
   queue: Redis;
   db: Kysely<ViewkeeperDatabase>;
+  /** The read replica, when DATABASE_READ_URL is set: its state and lag go into the status. */
+  replica: ReadReplica | undefined;
   /** `refresh` and `write-behind`, by name. */
   queues: Record<string, Queue>;
   /** Internal queues bull-board shows too. */
@@ -43,6 +46,8 @@ export interface Operations {
   readiness: Readiness;
   /** Dependencies /readyz probes, filled in by the daemon as it connects them. */
   probes: Record<string, () => Promise<unknown>>;
+  /** Dependencies /readyz reports as `degraded` when they fail, staying ready. */
+  degradable: Record<string, () => Promise<unknown>>;
   /** Worker loops /readyz watches. */
   progress: { refresh: Progress; 'write-behind fetch': Progress; 'write-behind commit': Progress };
   /** Until the refresh queue exists there is nothing waiting. */
@@ -80,13 +85,14 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
   const liveness = createLiveness();
   releases.push('liveness', async () => liveness.stop());
   const probes: Operations['probes'] = {};
+  const degradable: Operations['degradable'] = {};
   let refreshBacklog: () => Promise<number> = async () => 0;
   const progress: Operations['progress'] = {
     refresh: createProgress({ stallMs, backlog: () => refreshBacklog() }),
     'write-behind fetch': createProgress({ stallMs }),
     'write-behind commit': createProgress({ stallMs }),
   };
-  const readiness = createReadiness({ probes, workers: progress });
+  const readiness = createReadiness({ probes, degradable, workers: progress });
   const surface = createHttpSurface({
     host: config.httpHost,
     port: config.httpPort,
@@ -101,6 +107,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
   return {
     readiness,
     probes,
+    degradable,
     progress,
     port,
     setRefreshBacklog(backlog) {
@@ -123,6 +130,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
         prefix: config.prefix,
         memory: () => memory.bytes(),
         version: packageVersion(),
+        replica: parts.replica,
       });
       const history = createHistory({
         queues: parts.queues,
@@ -147,6 +155,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
                 queue: parts.queue,
                 queues: parts.queues,
                 db: parts.db,
+                replica: parts.replica,
                 prefix: config.prefix,
               }),
             history,

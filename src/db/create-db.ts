@@ -17,6 +17,8 @@ export interface DbOptions {
    * new connection for the next query. @defaultValue ignore
    */
   onConnectionError?: (error: Error) => void;
+  /** The variable `databaseUrl` came from, for connection errors. @defaultValue `DATABASE_URL` */
+  variable?: string;
 }
 
 export interface DbHandle<DB = ViewkeeperDatabase> {
@@ -62,7 +64,7 @@ export function createDb<DB = ViewkeeperDatabase>(
       try {
         await pool.query('select 1');
       } catch (error) {
-        throw connectFailure('Postgres', databaseUrl, 'DATABASE_URL', error);
+        throw connectFailure('Postgres', databaseUrl, options.variable ?? 'DATABASE_URL', error);
       }
     },
     close() {

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { ReadReplica } from '../db/read-replica.ts';
 import type { WriteBehindObserver } from '../queues/write-behind-worker.ts';
 import { viewKeys } from '../redis/keys.ts';
 import { refreshBacklogKey } from '../sinks/refresh-backlog.ts';
@@ -23,6 +24,8 @@ export interface MetricsOptions {
   memory: () => ReadonlyMap<string, number>;
   /** Goes into viewkeeper_build_info. */
   version: string;
+  /** The read replica (DATABASE_READ_URL): its gauges exist only when it is configured. */
+  replica?: ReadReplica;
 }
 
 export interface Metrics {
@@ -183,6 +186,33 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const [view, bytes] of options.memory()) this.set({ view }, bytes);
     },
   });
+  if (options.replica) {
+    const replica = options.replica;
+    // Both gauges of one scrape share one status read (two small queries).
+    let latest: { at: number; status: ReturnType<ReadReplica['status']> } | undefined;
+    const status = () => {
+      if (!latest || Date.now() - latest.at > 1000) latest = { at: Date.now(), status: replica.status() };
+      return latest.status;
+    };
+    new Gauge({
+      name: `${P}replica_up`,
+      help: '1 when the read replica answers as a standby (streaming or paused), else 0: full rebuilds then read the primary.',
+      registers,
+      async collect() {
+        const { state } = await status();
+        this.set(state === 'streaming' || state === 'paused' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${P}replica_lag_bytes`,
+      help: 'WAL bytes the primary has written that the read replica has not replayed (NaN while it does not answer).',
+      registers,
+      async collect() {
+        const { lag_bytes } = await status();
+        this.set(lag_bytes ?? Number.NaN);
+      },
+    });
+  }
   new Gauge({
     name: `${P}queue_jobs`,
     help: 'Jobs in the BullMQ queue, by queue and state.',

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import { STATS_FIELDS } from '../client/stats.ts';
 import { QUEUES } from '../contract.ts';
 import { outboxStats } from '../db/capture-outbox.ts';
+import type { ReadReplica, ReplicaStatus } from '../db/read-replica.ts';
 import type { ViewkeeperDatabase } from '../db/schema.ts';
 import { nextSlot } from '../lib/cron.ts';
 import { auditKey, chunkStatePattern, clientKeys, viewKeys } from '../redis/keys.ts';
@@ -22,6 +23,8 @@ export interface StatusSources {
   /** Queues whose depths are reported, by name (at least `refresh`). */
   queues: Record<string, Queue>;
   db: Kysely<ViewkeeperDatabase>;
+  /** The read replica (DATABASE_READ_URL); undefined = none configured, reported as null. */
+  replica?: ReadReplica;
   prefix: string;
 }
 
@@ -120,7 +123,8 @@ export async function readStatus(sources: StatusSources, now: Date = new Date())
     oldest_change_age_s: outbox.oldestAgeSeconds,
     failed_changes: outbox.failed,
   };
-  return { views: rows, queues, client: await readClientTotals(views, prefix), capture };
+  const replica: ReplicaStatus | null = sources.replica ? await sources.replica.status() : null;
+  return { views: rows, queues, client: await readClientTotals(views, prefix), capture, replica };
 }
 
 /** A view's drift-audit counters (views/audit.ts): cumulative, and the last audit's; null before any. */

@@ -109,8 +109,12 @@ export function createHttpSurface(options: HttpSurfaceOptions): HttpSurface {
       path: '/readyz',
       public: true,
       async handle() {
-        const { ready, failing } = await options.readiness.check();
-        return json(ready ? 200 : 503, ready ? { status: 'ready' } : { status: 'not ready', failing });
+        const { ready, failing, degraded } = await options.readiness.check();
+        const extra = degraded ? { degraded } : {};
+        return json(
+          ready ? 200 : 503,
+          ready ? { status: 'ready', ...extra } : { status: 'not ready', failing, ...extra },
+        );
       },
     },
     {

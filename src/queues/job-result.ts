@@ -12,5 +12,6 @@ export function jobResult(outcome: Done): RefreshJobResult {
     keys: outcome.keys === null ? null : outcome.keys.length,
     superseded: outcome.superseded,
     ...(outcome.failed ? { failedGroups: outcome.failed } : {}),
+    ...(outcome.source ? { source: outcome.source } : {}),
   };
 }

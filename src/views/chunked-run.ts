@@ -5,6 +5,7 @@ import type { Logger } from '../logging/create-logger.ts';
 import type { Scripts } from '../redis/scripts.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import { refreshIdentity } from './params.ts';
+import type { ReadRoute } from './read-route.ts';
 import type { RowSource } from './row-source.ts';
 import { type RunHistory, startRunClock } from './run-history.ts';
 import type { RunLock } from './run-lock.ts';
@@ -39,7 +40,10 @@ export interface ChunkedRunsOptions {
   scripts: Scripts;
   prefix: string;
   lock: RunLock;
+  /** The primary's rows: the key span a rebuild is cut into. */
   rows: RowSource;
+  /** Where a chunk's query reads (views/read-route.ts). */
+  route(kind: 'chunk', view: string, signal?: AbortSignal): Promise<ReadRoute>;
   history: RunHistory;
   /** Lock lifetime of a chunked rebuild, extended by every chunk. */
   lockTtlMs: number;
@@ -47,7 +51,7 @@ export interface ChunkedRunsOptions {
 }
 
 export function createChunkedRuns(options: ChunkedRunsOptions): ChunkedRuns {
-  const { redis, scripts, prefix, lock, rows, history, lockTtlMs, logger } = options;
+  const { redis, scripts, prefix, lock, rows, route, history, lockTtlMs, logger } = options;
   // A chunked rebuild is a full rebuild: it holds the identity of the whole view.
   const wholeView = (view: ViewDefinition) => [refreshIdentity(view.name, undefined)];
 
@@ -91,12 +95,16 @@ export function createChunkedRuns(options: ChunkedRunsOptions): ChunkedRuns {
           chunk,
           ...outcome,
         });
+      let explain = (error: unknown) => error;
       try {
-        await rows.stream(view, writer, undefined, run.range, runOptions.signal);
+        const read = await route('chunk', view.name, runOptions.signal);
+        explain = read.explain;
+        await read.rows.stream(view, writer, undefined, run.range, runOptions.signal);
         const summary = await writer.finish();
         await record({ rows: summary.rows, error: null });
         return { rows: summary.rows, fields: summary.fields ?? '' };
-      } catch (error) {
+      } catch (caught) {
+        const error = explain(caught);
         await writer.abort().catch(() => undefined);
         await record({ rows: null, error: describeError(error) });
         throw error;

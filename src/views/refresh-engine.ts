@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
+import type { ReadReplica } from '../db/read-replica.ts';
 import type { ViewkeeperDatabase } from '../db/schema.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
@@ -9,6 +10,7 @@ import { type ChunkedRuns, createChunkedRuns } from './chunked-run.ts';
 import type { ViewDefinition } from './define-view.ts';
 import { createListAppender, type ListAppender } from './list-append.ts';
 import { refreshIdentity, validateParams } from './params.ts';
+import { createReadRouter } from './read-route.ts';
 import { createRowSource } from './row-source.ts';
 import { createRunHistory, startRunClock } from './run-history.ts';
 import { createRunLock } from './run-lock.ts';
@@ -34,6 +36,13 @@ export interface RefreshEngineOptions {
   chunkedLockTtlMs?: number;
   /** Approximate length the events stream is capped at. @defaultValue 10000 */
   eventsMaxLen?: number;
+  /**
+   * A streaming standby that full rebuilds read once it has caught up (views/read-route.ts); its
+   * creator closes it. @defaultValue none: every query reads `db`
+   */
+  replica?: ReadReplica;
+  /** Longest a full rebuild waits for `replica` to catch up before reading `db`. @defaultValue 5000 */
+  replicaWaitMs?: number;
 }
 
 export interface RefreshEngine extends ChunkedRuns, ListAppender {
@@ -78,6 +87,7 @@ export const ENGINE_DEFAULTS = {
   lockTtlMs: 30_000,
   chunkedLockTtlMs: 600_000,
   eventsMaxLen: 10_000,
+  replicaWaitMs: 5000,
 } as const;
 
 /**
@@ -103,6 +113,17 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
   const logger = options.logger.child({ component: 'refresh' });
   const lock = createRunLock({ scripts, prefix, eventsMaxLen });
   const rows = createRowSource({ db, chunkSize });
+  const route = createReadRouter({
+    primary: rows,
+    replica: options.replica && {
+      handle: options.replica,
+      rows: createRowSource({ db: options.replica.db, chunkSize }),
+    },
+    waitMs: options.replicaWaitMs ?? ENGINE_DEFAULTS.replicaWaitMs,
+    logger,
+  });
+  // Said in results and log lines only when there is a choice.
+  const sourceOf = (source: 'primary' | 'replica') => (options.replica ? { source } : {});
   const history = createRunHistory({ db, logger });
   const chunked = createChunkedRuns({
     redis,
@@ -110,6 +131,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
     prefix,
     lock,
     rows,
+    route,
     history,
     lockTtlMs: chunkedLockTtlMs,
     logger,
@@ -183,8 +205,12 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
         : undefined;
     const stopRenewing = lock.keepAlive(taken, token, lockTtlMs);
     const writer = createWriter({ redis, scripts, prefix, view, scope, seq });
+    let explain = (error: unknown) => error;
     try {
-      await rows.stream(view, writer, takenParams, undefined, runOptions.signal);
+      // After the sequence: the replica must have replayed what the primary had written by now.
+      const read = await route(scope.kind, view.name, runOptions.signal);
+      explain = read.explain;
+      await read.rows.stream(view, writer, takenParams, undefined, runOptions.signal);
       const summary = await writer.finish();
       const ms = clock.elapsedMs();
       const version = await lock.finish(view, taken, token, { kind: scope.kind, ms, summary });
@@ -206,6 +232,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
           ms,
           version,
           superseded: summary.superseded || undefined,
+          ...sourceOf(read.source),
         },
         'refreshed',
       );
@@ -221,10 +248,12 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
         ms,
         superseded: summary.superseded,
         ...(failed.length > 0 ? { failed } : {}),
+        ...sourceOf(read.source),
       });
       await retrySkipped(view, summary.retry ?? [], runOptions, round + 1);
       return identities.map((identity, i) => busyOf.get(identity) ?? done(requested[i]));
-    } catch (error) {
+    } catch (caught) {
+      const error = explain(caught);
       const reason = describeError(error);
       await writer.abort().catch(() => undefined);
       await lock.fail(view, taken, token, reason);

@@ -23,6 +23,8 @@ export type Done = {
   superseded: boolean;
   /** `list` and `set` views: one line per group the run could not write; the rest completed. */
   failed?: string[];
+  /** Which Postgres the run's query read; present when a read replica is configured. */
+  source?: 'primary' | 'replica';
 };
 
 /** A finished run, or Busy: another run of the same (view, params) holds the lock or its window is open. */

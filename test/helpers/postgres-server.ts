@@ -16,6 +16,19 @@ export interface PrivatePostgres {
   restart(): Promise<void>;
   /** Stops the server (`-m immediate`) and removes its data directory. Safe to call more than once. */
   stop(): Promise<void>;
+  /**
+   * A streaming standby of this cluster (`pg_basebackup -R`, hot standby) on a free loopback port,
+   * with the same password and settings (plus `settings`). Torn down by its own `stop()`; stop it
+   * before this one.
+   */
+  startStandby(settings?: Record<string, string>): Promise<PrivateStandby>;
+}
+
+export interface PrivateStandby extends Omit<PrivatePostgres, 'startStandby'> {
+  /** Stops the server (`-m fast`) and keeps its data, so that `resume()` starts it again. */
+  halt(): Promise<void>;
+  /** Starts a halted standby again; it reconnects to the primary and catches up. */
+  resume(): Promise<void>;
 }
 
 export interface PrivatePostgresOptions {
@@ -26,34 +39,50 @@ export interface PrivatePostgresOptions {
 }
 
 /** Postgres refuses to run as root: run its tools as the postgres user when we are root. */
-function asPostgres(command: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+function asPostgres(
+  command: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ stdout: string; stderr: string }> {
   const tool = path.join(BIN, command);
-  if (process.getuid?.() !== 0) return run(tool, args);
-  return run('runuser', ['-u', 'postgres', '--', tool, ...args]);
+  const options = { env: { ...process.env, ...env } };
+  if (process.getuid?.() !== 0) return run(tool, args, options);
+  return run('runuser', ['-u', 'postgres', '--', tool, ...args], options);
+}
+
+/** A temporary directory the postgres user may write into (when we are root, we are not it). */
+async function serverRoot(): Promise<string> {
+  const root = mkdtempSync(path.join(tmpdir(), 'vk-pg-'));
+  chmodSync(root, 0o777);
+  if (process.getuid?.() === 0) await run('chown', ['postgres', root]);
+  return root;
+}
+
+interface Managed {
+  ctl(...args: string[]): Promise<unknown>;
+  /** `-o` of pg_ctl start: the settings, on the command line. */
+  startOptions: string;
+  stop(): Promise<void>;
 }
 
 /**
- * A Postgres cluster of the test's own (initdb in a temporary directory, a free loopback port): for
- * tests that restart, stop or password-protect Postgres, which the shared server must never suffer.
- * Torn down by `stop()`; a cluster that fails to start is removed before the error is thrown.
+ * `pg_ctl` over the data directory `root/data`, and the teardown: `stop()` and, for a test process that
+ * exits without calling it (a crash, a forgotten teardown), an exit hook.
  */
-export async function startPrivatePostgres(options: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
-  const port = await freePort();
-  const root = mkdtempSync(path.join(tmpdir(), 'vk-pg-'));
+function manage(root: string, port: number, settings: Record<string, string>): Managed {
   const data = path.join(root, 'data');
   const log = path.join(root, 'server.log');
-  chmodSync(root, 0o777);
-  if (process.getuid?.() === 0) await run('chown', ['postgres', root]);
   let stopped = false;
   const ctl = (...args: string[]) => asPostgres('pg_ctl', ['-D', data, '-l', log, '-w', '-t', '30', ...args]);
-  const settings = Object.entries({
+  const startOptions = Object.entries({
     listen_addresses: "'127.0.0.1'",
     port: String(port),
-    ...options.settings,
+    fsync: 'off',
+    unix_socket_directories: "''",
+    ...settings,
   })
     .map(([name, value]) => `-c ${name}=${value}`)
     .join(' ');
-  // A test process that exits without calling stop() (a crash, a forgotten teardown) still stops it.
   const onExit = () => {
     if (stopped) return;
     stopped = true;
@@ -66,22 +95,38 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     rmSync(root, { recursive: true, force: true });
   };
   process.once('exit', onExit);
-  const stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    process.off('exit', onExit);
-    await ctl('stop', '-m', 'immediate').catch(() => undefined);
-    rmSync(root, { recursive: true, force: true });
+  return {
+    ctl,
+    startOptions,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      process.off('exit', onExit);
+      await ctl('stop', '-m', 'immediate').catch(() => undefined);
+      rmSync(root, { recursive: true, force: true });
+    },
   };
+}
+
+/**
+ * A Postgres cluster of the test's own (initdb in a temporary directory, a free loopback port): for
+ * tests that restart, stop or password-protect Postgres, which the shared server must never suffer.
+ * Torn down by `stop()`; a cluster that fails to start is removed before the error is thrown.
+ */
+export async function startPrivatePostgres(options: PrivatePostgresOptions = {}): Promise<PrivatePostgres> {
+  const port = await freePort();
+  const root = await serverRoot();
+  const settings = options.settings ?? {};
+  const server = manage(root, port, settings);
   try {
     const auth = options.password
       ? ['--auth=scram-sha-256', `--pwfile=${path.join(root, 'pw')}`]
       : ['--auth=trust'];
     if (options.password) writeFileSync(path.join(root, 'pw'), options.password, { mode: 0o644 });
-    await asPostgres('initdb', ['-D', data, '-U', 'postgres', '--no-sync', ...auth]);
-    await ctl('start', '-o', `${settings} -c fsync=off -c unix_socket_directories=''`);
+    await asPostgres('initdb', ['-D', path.join(root, 'data'), '-U', 'postgres', '--no-sync', ...auth]);
+    await server.ctl('start', '-o', server.startOptions);
   } catch (error) {
-    await stop();
+    await server.stop();
     throw error;
   }
   const credentials = options.password ? `postgres:${encodeURIComponent(options.password)}@` : 'postgres@';
@@ -89,8 +134,51 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     port,
     url: `postgres://${credentials}127.0.0.1:${port}/postgres`,
     async restart() {
-      await ctl('restart', '-m', 'fast', '-o', `${settings} -c fsync=off -c unix_socket_directories=''`);
+      await server.ctl('restart', '-m', 'fast', '-o', server.startOptions);
     },
-    stop,
+    stop: () => server.stop(),
+    startStandby: (extra = {}) =>
+      startStandby(port, credentials, options.password, { ...settings, ...extra }),
+  };
+}
+
+/**
+ * `pg_basebackup -R` of the primary at `primaryPort` into a new data directory (it streams the WAL
+ * it needs and writes `standby.signal` and `primary_conninfo`), started as a hot standby. The
+ * password travels in PGPASSWORD, never on a command line that an error message would repeat.
+ */
+async function startStandby(
+  primaryPort: number,
+  credentials: string,
+  password: string | undefined,
+  settings: Record<string, string>,
+): Promise<PrivateStandby> {
+  const port = await freePort();
+  const root = await serverRoot();
+  const server = manage(root, port, { hot_standby: 'on', ...settings });
+  const env: Record<string, string> = password ? { PGPASSWORD: password } : {};
+  const base = ['-D', path.join(root, 'data'), '-R', '-X', 'stream', '-c', 'fast', '--no-sync'];
+  const connection = ['-h', '127.0.0.1', '-p', String(primaryPort), '-U', 'postgres'];
+  try {
+    await asPostgres('pg_basebackup', [...base, ...connection], env);
+    await server.ctl('start', '-o', server.startOptions);
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+  const start = () => server.ctl('start', '-o', server.startOptions);
+  return {
+    port,
+    url: `postgres://${credentials}127.0.0.1:${port}/postgres`,
+    async restart() {
+      await server.ctl('restart', '-m', 'fast', '-o', server.startOptions);
+    },
+    async halt() {
+      await server.ctl('stop', '-m', 'fast');
+    },
+    async resume() {
+      await start();
+    },
+    stop: () => server.stop(),
   };
 }

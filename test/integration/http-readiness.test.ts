@@ -158,4 +158,17 @@ describe('worker progress', () => {
     readiness.stopping();
     expect(await readiness.check()).toEqual({ ready: false, failing: ['stopping'] });
   });
+
+  it('a degradable dependency that fails is listed as degraded and leaves the daemon ready; a required one does not', async () => {
+    let replicaUp = false;
+    const readiness = createReadiness({
+      probes: { redis: () => connection.ping() },
+      degradable: { 'postgres replica': async () => (replicaUp ? 1 : Promise.reject(new Error('down'))) },
+      workers: {},
+    });
+    readiness.started();
+    expect(await readiness.check()).toEqual({ ready: true, failing: [], degraded: ['postgres replica'] });
+    replicaUp = true;
+    expect(await readiness.check()).toEqual({ ready: true, failing: [] });
+  });
 });

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_DEFAULTS, resolveConfig } from '../../src/config/config.ts';
+import { CONFIG_DEFAULTS, rememberEnvSecrets, resolveConfig } from '../../src/config/config.ts';
+import { redactSecrets } from '../../src/config/redact.ts';
 import { isViewkeeperError } from '../../src/errors.ts';
 
 function configError(env: Record<string, string>): string {
@@ -18,6 +19,8 @@ describe('resolveConfig', () => {
     const config = resolveConfig({}, '/srv/app');
     expect(config).toEqual({
       databaseUrl: CONFIG_DEFAULTS.databaseUrl,
+      databaseReadUrl: undefined,
+      replicaWaitMs: 5000,
       redisUrl: CONFIG_DEFAULTS.redisUrl,
       queueRedisUrl: CONFIG_DEFAULTS.redisUrl,
       queueRedisVariable: 'REDIS_URL',
@@ -65,6 +68,9 @@ describe('resolveConfig', () => {
   it.each([
     [{ DATABASE_URL: 'not-a-url' }, 'DATABASE_URL="not-a-url"'],
     [{ DATABASE_URL: 'mysql://db/x' }, 'DATABASE_URL="mysql://db/x"'],
+    [{ DATABASE_READ_URL: 'replica:5432' }, 'DATABASE_READ_URL="replica:5432"'],
+    [{ DATABASE_READ_URL: 'redis://replica/x' }, 'DATABASE_READ_URL="redis://replica/x"'],
+    [{ VK_REPLICA_WAIT_MS: '-1' }, 'VK_REPLICA_WAIT_MS="-1"'],
     [{ REDIS_URL: 'http://cache' }, 'REDIS_URL="http://cache"'],
     [{ REDIS_URL: 'redis://cache/abc' }, 'REDIS_URL="redis://cache/abc"'],
     [{ QUEUE_REDIS_URL: 'nope' }, 'QUEUE_REDIS_URL="nope"'],
@@ -85,6 +91,24 @@ describe('resolveConfig', () => {
     expect(message).toContain('REDIS_URL');
     expect(message).toContain('user:***@cache');
     expect(message).not.toContain('hunter2');
+  });
+
+  it('DATABASE_READ_URL is optional, validated like DATABASE_URL, and its password masked in the error', () => {
+    expect(resolveConfig({}).databaseReadUrl).toBeUndefined();
+    expect(resolveConfig({ DATABASE_READ_URL: ' ' }).databaseReadUrl).toBeUndefined();
+    expect(resolveConfig({ DATABASE_READ_URL: 'postgres://r@standby:5433/app' }).databaseReadUrl).toBe(
+      'postgres://r@standby:5433/app',
+    );
+    const message = configError({ DATABASE_READ_URL: 'mysql://reader:s3cret-standby@standby/app' });
+    expect(message).toContain('DATABASE_READ_URL="mysql://reader:***@standby/app"');
+    expect(message).not.toContain('s3cret-standby');
+  });
+
+  it("remembers DATABASE_READ_URL's password, so it is masked where it appears without its URL", () => {
+    rememberEnvSecrets({ DATABASE_READ_URL: 'postgres://reader:standby-pw-7d1@standby:5433/app' });
+    expect(redactSecrets('password authentication failed: standby-pw-7d1')).toBe(
+      'password authentication failed: ***',
+    );
   });
 
   it('refuses to serve HTTP beyond loopback without VK_HTTP_TOKEN, naming the host', () => {

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import { loadConfig } from '../../config/config.ts';
 import { createDb } from '../../db/create-db.ts';
+import { createReadReplica, type ReplicaStatus } from '../../db/read-replica.ts';
 import {
   COUNTED_STATES,
   readStatus,
@@ -15,7 +16,7 @@ import { CLOSE_TIMEOUT_MS, defineCommand, within } from '../command.ts';
 export const statusCommand = defineCommand({
   name: 'status',
   summary:
-    "Lists every view in VK_JOBS_DIR: version, last refresh and its age, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress, drift-audit counts; the queue depths; the clients' hit rate; and the change-capture outbox (depth, oldest change, failed changes).",
+    "Lists every view in VK_JOBS_DIR: version, last refresh and its age, duration, rows, last error, schedule, next and last scheduled-or-full run, chunked rebuilds in progress, drift-audit counts; the queue depths; the clients' hit rate; the change-capture outbox (depth, oldest change, failed changes); and the read replica's state and replay lag when DATABASE_READ_URL is set.",
   usage: 'status [--json]',
   help: ['  --json  print one JSON object instead of a table (the same document as GET /status)'],
   options: { json: { type: 'boolean' } },
@@ -28,6 +29,18 @@ export const statusCommand = defineCommand({
         ? views
         : createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
     const db = createDb(config.databaseUrl, { max: 1 });
+    // A standby that does not answer is a line of the status, not a failure of the command.
+    const replica =
+      config.databaseReadUrl === undefined
+        ? undefined
+        : createReadReplica({
+            primary: db.db,
+            replica: createDb(config.databaseReadUrl, {
+              max: 1,
+              connectTimeoutMs: 2000,
+              variable: 'DATABASE_READ_URL',
+            }),
+          });
     // Queues only once their connection is known good (right database number): nothing may touch a
     // database the command was not pointed at.
     let queues: Record<string, Queue> = {};
@@ -44,6 +57,7 @@ export const statusCommand = defineCommand({
         queue: queueConnection,
         queues,
         db: db.db,
+        replica,
         prefix: config.prefix,
       });
       if (input.values.json) {
@@ -59,6 +73,7 @@ export const statusCommand = defineCommand({
       await closeRedis(views);
       if (queueConnection !== views) await closeRedis(queueConnection);
       await db.close();
+      await replica?.close();
     }
   },
 });
@@ -131,5 +146,13 @@ function renderStatus(status: StatusDocument): string[] {
   lines.push(
     `capture outbox: ${capture.outbox_depth} statements pending (${capture.outbox_rows} rows), oldest ${capture.oldest_change ? `${capture.oldest_change} (${capture.oldest_change_age_s} s ago)` : '-'}, ${capture.failed_changes} failed (viewkeeper capture status)`,
   );
+  if (status.replica) lines.push(replicaLine(status.replica));
   return lines;
+}
+
+function replicaLine(replica: ReplicaStatus): string {
+  if (replica.reason !== null) return `read replica: ${replica.state} (${replica.reason})`;
+  const bytes = replica.lag_bytes === null ? '?' : String(replica.lag_bytes);
+  const seconds = replica.lag_s === null ? '?' : String(replica.lag_s);
+  return `read replica: ${replica.state}, ${bytes} bytes of WAL not replayed, replay lag ${seconds} s`;
 }

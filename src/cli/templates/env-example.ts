@@ -11,6 +11,22 @@ const VARIABLES: { name: string; value: string; about: string[] }[] = [
     about: ["Postgres holding your tables and viewkeeper's own schema (`npx viewkeeper migrate`)."],
   },
   {
+    name: 'DATABASE_READ_URL',
+    value: '',
+    about: [
+      'A streaming standby of DATABASE_URL for full rebuilds; empty = every view query reads the primary.',
+      'Refreshes that follow a write always read the primary (README, "Read replica").',
+    ],
+  },
+  {
+    name: 'VK_REPLICA_WAIT_MS',
+    value: String(CONFIG_DEFAULTS.replicaWaitMs),
+    about: [
+      "Longest a full rebuild waits for the standby to replay up to the primary's position (ms)",
+      'before it reads the primary instead; 0 = no wait.',
+    ],
+  },
+  {
     name: 'REDIS_URL',
     value: CONFIG_DEFAULTS.redisUrl,
     about: [
