@@ -1,0 +1,369 @@
+import { inspect } from 'node:util';
+import { Queue } from 'bullmq';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { slotOf } from '../../src/client/slot.ts';
+import { isViewkeeperError } from '../../src/errors.ts';
+import { createClient, type ViewkeeperClient } from '../../src/index.ts';
+import { clientKeys } from '../../src/redis/keys.ts';
+import { eventually, sleep } from '../helpers/client-context.ts';
+import { type ClientProcess, startClientProcess, stopClientProcesses } from '../helpers/client-processes.ts';
+import { testRedisUrl } from '../helpers/env.ts';
+import { startThrowawayCluster, type ThrowawayCluster } from '../helpers/redis-cluster.ts';
+
+// The client on a private 3-master Redis Cluster (one replica each) with a password: view reads of
+// every shape, cached() single-flight across processes, tags whose counters live on other masters
+// than their entries, L1 invalidation by events published on any node, the events subscriber moving
+// when its connection dies, queues under a hash-tagged prefix, and the breaker across a failover.
+// View keys are written here the way the daemon lays them out (README "Views").
+
+const PASSWORD = 'cluster-secret-8d1f';
+const PREFIX = 'cst';
+
+let cluster: ThrowawayCluster;
+let url: string;
+let admin: Cluster;
+let client: ViewkeeperClient<typeof VIEWS>;
+const keys = clientKeys(PREFIX);
+
+const VIEWS = {
+  stats: { shape: 'hash', key: 'cst_stats:{user_id}' },
+  votes: { shape: 'value', key: 'cst_votes:{post_id}' },
+  top: { shape: 'json', key: 'cst_top' },
+  trending: { shape: 'zset', key: 'cst_trending' },
+  recent: { shape: 'list', key: 'cst_recent:{user_id}' },
+  voters: { shape: 'set', key: 'cst_voters:{post_id}' },
+} as const;
+
+/** A connection to one node (for CLIENT LIST/KILL and PUBLISH on that node only). */
+function nodeRedis(port: number): Redis {
+  const redis = new Redis({ port, host: '127.0.0.1', password: PASSWORD, lazyConnect: true });
+  redis.on('error', () => {});
+  return redis;
+}
+
+async function onNode<T>(port: number, work: (redis: Redis) => Promise<T>): Promise<T> {
+  const redis = nodeRedis(port);
+  try {
+    await redis.connect();
+    return await work(redis);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** The port of the node holding the client's events subscription. */
+async function subscriberPort(name: string): Promise<number> {
+  for (const node of cluster.nodes) {
+    if (node.server.child.exitCode !== null || node.server.child.signalCode !== null) continue;
+    const list = String(await onNode(node.port, (redis) => redis.client('LIST')));
+    if (list.includes(`name=${PREFIX}:client-events:${name} `)) return node.port;
+  }
+  throw new Error('no node holds the events subscription');
+}
+
+beforeAll(async () => {
+  cluster = await startThrowawayCluster(3, ['--requirepass', PASSWORD]);
+  url = cluster.clusterUrl.replace('redis+cluster://', `redis+cluster://:${PASSWORD}@`);
+  admin = new Cluster(
+    cluster.ports.slice(0, 3).map((port) => ({ host: '127.0.0.1', port })),
+    { redisOptions: { password: PASSWORD } },
+  );
+  admin.on('error', () => {});
+  client = createClient({
+    redisUrl: url,
+    // The queues stay on one server: the prefix has no hash tag, so the client's keys spread.
+    queueRedisUrl: testRedisUrl(),
+    prefix: PREFIX,
+    views: VIEWS,
+    onMiss: 'null',
+    l1: { ttlMs: 60_000 },
+    name: 'main',
+    cache: { earlyRefresh: false },
+  });
+}, 60_000);
+afterAll(async () => {
+  await client?.close();
+  admin?.disconnect();
+  await cluster?.stop();
+});
+
+describe('view reads on a cluster', () => {
+  it('hash, value, json, zset, rank, list, set and isMember read keys spread over every master', async () => {
+    await admin.hset('cst_stats:2', { post_count: '3', total_upvotes: '12' });
+    await admin.set('cst_votes:7', '12');
+    await admin.set('cst_top', JSON.stringify([{ id: 7, title: 'seven', vote_count: 12 }]));
+    await admin.zadd('cst_trending', 12, '7', 5, '8', 1, '9');
+    await admin.rpush('cst_recent:1', 'c', 'b', 'a');
+    await admin.sadd('cst_voters:7', '42', '12');
+    const masters = new Set(
+      await Promise.all(
+        ['cst_stats:2', 'cst_votes:7', 'cst_top', 'cst_trending', 'cst_recent:1', 'cst_voters:7'].map(
+          async (key) => (await cluster.masterOf(key)).port,
+        ),
+      ),
+    );
+    expect(masters.size).toBe(3); // not vacuous: the reads really went to different masters
+
+    expect(await client.hash('stats', { user_id: 2 })).toEqual({ post_count: '3', total_upvotes: '12' });
+    expect(await client.value('votes', { post_id: 7 })).toBe('12');
+    expect(await client.json('top')).toEqual([{ id: 7, title: 'seven', vote_count: 12 }]);
+    expect(await client.zset('trending', { top: 2, withScores: true })).toEqual([
+      { member: '7', score: 12 },
+      { member: '8', score: 5 },
+    ]);
+    expect(await client.rank('trending', 9)).toBe(2);
+    expect(await client.list('recent', { user_id: 1 }, { start: 0, stop: 1 })).toEqual(['c', 'b']);
+    expect(await client.set('voters', { post_id: 7 })).toEqual(['12', '42']);
+    expect(await client.isMember('voters', { post_id: 7 }, 42)).toBe(true);
+    expect(await client.hash('stats', { user_id: 999 })).toBeNull();
+    // A zset view built empty (its metadata, in another slot, has a version) is an answer.
+    await admin.hset(`${PREFIX}:view:trending`, 'version', '1');
+    await admin.del('cst_trending');
+    expect(await client.zset('trending', { onMiss: 'refresh' })).toEqual([]);
+  });
+});
+
+describe('cached() on a cluster', () => {
+  it('entry, lock and tag counters of one call sit in different slots, and every step still works', async () => {
+    const tags = ['user:1', 'org:2', 'team:3'];
+    const slots = new Set([keys.entry('spread'), ...tags.map((tag) => keys.tag(tag))].map(slotOf));
+    expect(slots.size).toBe(4);
+    let calls = 0;
+    const loader = async () => ++calls;
+    expect(await client.cached('spread', loader, { tags, l1: false })).toBe(1);
+    expect(await client.cached('spread', loader, { tags, l1: false })).toBe(1);
+    // A tag whose counter is on another master than the entry: one bump makes the entry miss.
+    await client.invalidateTag('org:2');
+    expect(await client.cached('spread', loader, { tags, l1: false })).toBe(2);
+    expect(await client.cached('spread', loader, { tags, l1: false })).toBe(2);
+    // An evicted counter reads as version 0, under which no entry was ever built.
+    await admin.del(keys.tag('team:3'));
+    expect(await client.cached('spread', loader, { tags, l1: false })).toBe(3);
+    // invalidate(key) deletes the entry; the lock was released by the write (nothing left behind).
+    expect(await client.invalidate('spread')).toBe(true);
+    expect(await client.cached('spread', loader, { tags, l1: false })).toBe(4);
+    expect(await admin.exists(keys.entry('spread'))).toBe(1);
+  });
+
+  it('invalidateTag appends its event to the stream (another slot) as well as publishing it', async () => {
+    const version = await client.invalidateTag('stream-tag');
+    const [[, fields]] = (await admin.xrevrange(`${PREFIX}:events`, '+', '-', 'COUNT', 1)) as [
+      string,
+      string[],
+    ][];
+    expect(JSON.parse(fields![1]!)).toEqual({ tag: 'stream-tag', version, at: expect.any(String) });
+  });
+
+  it('3 processes × 30 concurrent calls on each of 3 cold keys in different slots: one load per key', async () => {
+    const names = ['cold:a', 'cold:b', 'cold:c'];
+    expect(new Set(names.map((name) => slotOf(keys.entry(name)))).size).toBe(3);
+    let processes: ClientProcess[] = [];
+    try {
+      processes = await Promise.all(
+        [1, 2, 3].map(() =>
+          startClientProcess(
+            {
+              redisUrl: url,
+              queueRedisUrl: testRedisUrl(),
+              prefix: PREFIX,
+              cache: { lockTtlMs: 2000, lockWaitMs: 20_000 },
+            },
+            url,
+          ),
+        ),
+      );
+      const replies = await Promise.all(
+        processes.flatMap((proc) =>
+          names.map((name) =>
+            proc.call({
+              op: 'cached',
+              key: name,
+              concurrency: 30,
+              loader: { counterKey: `${PREFIX}:loads:${name}`, ms: 300 },
+              options: { ttl: 60_000, tags: [`t:${name}`] },
+            }),
+          ),
+        ),
+      );
+      for (const name of names) expect(await admin.get(`${PREFIX}:loads:${name}`)).toBe('1');
+      for (const reply of replies) {
+        expect(reply.ok).toBe(true);
+        const values = reply.result as { attempt: number }[];
+        expect(values).toHaveLength(30);
+        for (const value of values) expect(value.attempt).toBe(1);
+      }
+    } finally {
+      await stopClientProcesses(processes);
+    }
+  });
+});
+
+describe('L1 on a cluster', () => {
+  it('a view event published on a node other than the subscriber’s drops the copy', async () => {
+    expect(await eventually(() => client.health().subscribed)).toBe(true);
+    await admin.hset('cst_stats:12', 'total_upvotes', 'old');
+    expect(await client.hash('stats', { user_id: 12 })).toEqual({ total_upvotes: 'old' });
+    await admin.hset('cst_stats:12', 'total_upvotes', 'new');
+    expect(await client.hash('stats', { user_id: 12 })).toEqual({ total_upvotes: 'old' }); // the L1 copy
+    const own = await subscriberPort('main');
+    const other = cluster.ports.find((port) => port !== own)!;
+    const event = { view: 'stats', keys: ['cst_stats:12'], version: 2, at: new Date().toISOString() };
+    await onNode(other, (redis) => redis.publish(`${PREFIX}:events`, JSON.stringify(event)));
+    expect(
+      await eventually(async () => (await client.hash('stats', { user_id: 12 }))?.total_upvotes === 'new'),
+    ).toBe(true);
+  });
+
+  it('a tag invalidated by another client drops the tagged copy', async () => {
+    let calls = 0;
+    const loader = async () => ++calls;
+    expect(await client.cached('l1-tagged', loader, { tags: ['shared'], ttl: 60_000 })).toBe(1);
+    const before = client.stats().l1Hits;
+    expect(await client.cached('l1-tagged', loader, { tags: ['shared'], ttl: 60_000 })).toBe(1);
+    expect(client.stats().l1Hits - before).toBe(1);
+    const other = createClient({ redisUrl: url, queueRedisUrl: testRedisUrl(), prefix: PREFIX });
+    try {
+      await other.invalidateTag('shared');
+    } finally {
+      await other.close();
+    }
+    expect(
+      await eventually(async () => (await client.cached('l1-tagged', loader, { tags: ['shared'] })) === 2),
+    ).toBe(true);
+  });
+
+  it('when the subscription drops, the client re-subscribes (on any node) and clears the L1', async () => {
+    await admin.hset('cst_stats:13', 'total_upvotes', 'before');
+    expect(await client.hash('stats', { user_id: 13 })).toEqual({ total_upvotes: 'before' });
+    expect(client.health().l1!.entries).toBeGreaterThan(0);
+    const port = await subscriberPort('main');
+    await onNode(port, async (redis) => {
+      const line = String(await redis.client('LIST'))
+        .split('\n')
+        .find((entry) => entry.includes(`name=${PREFIX}:client-events:main `));
+      await redis.client('KILL', 'ID', /\bid=(\d+)/.exec(line!)![1]!);
+    });
+    // A change without an event, as if its message was lost while the subscriber was away.
+    await admin.hset('cst_stats:13', 'total_upvotes', 'unannounced');
+    expect(await eventually(() => client.health().l1!.entries === 0)).toBe(true);
+    expect(await eventually(() => client.health().subscribed, 5000)).toBe(true);
+    expect(await client.hash('stats', { user_id: 13 })).toEqual({ total_upvotes: 'unannounced' });
+  });
+});
+
+describe('queues on a cluster', () => {
+  it('refuses a prefix without a hash tag when the queues are on the cluster, with one line', () => {
+    let error: unknown;
+    try {
+      createClient({ redisUrl: url, prefix: 'vk' });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(isViewkeeperError(error, 'E_CONFIG')).toBe(true);
+    expect((error as Error).message).toMatch(/prefix="vk" needs a hash tag such as "\{vk\}"/);
+    expect((error as Error).message).not.toContain('\n');
+    expect((error as Error).message).not.toContain(PASSWORD);
+  });
+
+  it('refresh() and write() enqueue under a hash-tagged prefix', async () => {
+    const prefix = '{cstq}';
+    const queued = createClient({ redisUrl: url, prefix });
+    const queue = new Queue('refresh', { connection: admin, prefix });
+    const writes = new Queue('write-behind', { connection: admin, prefix });
+    try {
+      const { jobId } = await queued.refresh('stats', { user_id: 1 }, { timeoutMs: 5000 });
+      const job = await queue.getJob(jobId);
+      expect(job?.name).toBe('stats');
+      expect(job?.data).toMatchObject({ params: { user_id: 1 } });
+      const [id] = await queued.write('votes', { id: 'op-cluster-1', post_id: 7, user_id: 1, value: 1 });
+      expect(id).toBe('op-cluster-1');
+      const waiting = await writes.getJobs(['waiting']);
+      expect(waiting.flatMap((j) => j.data.ops.map((op: { id: string }) => op.id))).toContain('op-cluster-1');
+    } finally {
+      await queued.close();
+      await queue.close();
+      await writes.close();
+    }
+  });
+});
+
+describe('nodes die', () => {
+  it('the subscriber’s node killed: the subscription moves to another node and the L1 is cleared', async () => {
+    await admin.hset('cst_stats:14', 'total_upvotes', 'before');
+    expect(await client.hash('stats', { user_id: 14 })).toEqual({ total_upvotes: 'before' });
+    expect(client.health().l1!.entries).toBeGreaterThan(0);
+    const port = await subscriberPort('main');
+    const node = cluster.nodes.find((candidate) => candidate.port === port)!;
+    await cluster.kill(node);
+    expect(await eventually(() => client.health().l1!.entries === 0, 5000)).toBe(true);
+    expect(await eventually(() => client.health().subscribed, 10_000)).toBe(true);
+    expect(await subscriberPort('main')).not.toBe(port);
+    // Back to three masters with a replica each for the next test (a dead master fails over first).
+    await cluster.waitHealthy(30_000);
+    await cluster.restart(node);
+    await cluster.waitHealthy(30_000);
+  }, 90_000);
+
+
+  it('calls on its slots fail fast, the breaker opens, and closes again after the failover; no password in any error', async () => {
+    const breaking = createClient({
+      redisUrl: url,
+      queueRedisUrl: testRedisUrl(),
+      prefix: PREFIX,
+      views: VIEWS,
+      onMiss: 'null',
+      commandTimeoutMs: 300,
+      connectTimeoutMs: 300,
+      breaker: { failureThreshold: 3, cooldownMs: 500 },
+      name: 'breaking',
+    });
+    try {
+      await admin.set('cst_votes:99', 'before');
+      const master = await cluster.masterOf('cst_votes:99');
+      // The replica has it before the kill (replication is asynchronous).
+      await onNode(master.port, (redis) => redis.call('WAIT', '1', '2000'));
+      expect(await breaking.value('votes', { post_id: 99 })).toBe('before');
+      await cluster.kill(master);
+
+      const errors: unknown[] = [];
+      expect(
+        await eventually(
+          async () => {
+            const started = performance.now();
+            try {
+              await breaking.value('votes', { post_id: 99 });
+            } catch (error) {
+              errors.push(error);
+              expect(performance.now() - started).toBeLessThan(300 + 700);
+            }
+            return breaking.health().breaker === 'open';
+          },
+          15_000,
+          20,
+        ),
+      ).toBe(true);
+      expect(errors.length).toBeGreaterThanOrEqual(3);
+      for (const error of errors) {
+        expect(isViewkeeperError(error, 'E_UNAVAILABLE')).toBe(true);
+        expect((error as Error).message).toMatch(/^Redis Cluster at 127\.0\.0\.1:\d+,/);
+        expect(inspect(error, { depth: 10 })).not.toContain(PASSWORD);
+      }
+
+      await cluster.waitHealthy(30_000);
+      await sleep(500); // the cool-down
+      expect(
+        await eventually(
+          async () => (await breaking.value('votes', { post_id: 99 }).catch(() => null)) === 'before',
+          15_000,
+          100,
+        ),
+      ).toBe(true);
+      expect(breaking.health().breaker).toBe('closed');
+      // The main client's subscriber may have been on the dead node: it is subscribed again.
+      expect(await eventually(() => client.health().subscribed, 10_000)).toBe(true);
+    } finally {
+      await breaking.close();
+    }
+  }, 60_000);
+});
