@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { Queue } from 'bullmq';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import usersSink from '../../demo/jobs/sink-users.ts';
 import { slotOf } from '../../src/client/slot.ts';
 import { isViewkeeperError } from '../../src/errors.ts';
 import { createClient, type ViewkeeperClient } from '../../src/index.ts';
@@ -199,6 +200,24 @@ describe('cached() on a cluster', () => {
   });
 });
 
+describe('metrics on a cluster', () => {
+  it('close() adds the counters to {prefix}:client:stats and the sampled reads to the hot-key set', async () => {
+    const prefix = 'cstm';
+    const own = createClient({
+      redisUrl: url,
+      queueRedisUrl: testRedisUrl(),
+      prefix,
+      statsFlushMs: 0,
+      hotKeySampleRate: 1,
+    });
+    await own.cached('m', () => 1);
+    await own.cached('m', () => 1);
+    await own.close();
+    expect(await admin.hgetall(`${prefix}:client:stats`)).toEqual({ hits: '1', misses: '1', loader_calls: '1' });
+    expect(await admin.zscore(`${prefix}:client:hot-keys`, `${prefix}:cache:m`)).toBe('2');
+  });
+});
+
 describe('L1 on a cluster', () => {
   it('a view event published on a node other than the subscriber’s drops the copy', async () => {
     expect(await eventually(() => client.health().subscribed)).toBe(true);
@@ -268,7 +287,7 @@ describe('queues on a cluster', () => {
 
   it('refresh() and write() enqueue under a hash-tagged prefix', async () => {
     const prefix = '{cstq}';
-    const queued = createClient({ redisUrl: url, prefix });
+    const queued = createClient({ redisUrl: url, prefix, sinks: [usersSink] });
     const queue = new Queue('refresh', { connection: admin, prefix });
     const writes = new Queue('write-behind', { connection: admin, prefix });
     try {
@@ -276,10 +295,17 @@ describe('queues on a cluster', () => {
       const job = await queue.getJob(jobId);
       expect(job?.name).toBe('stats');
       expect(job?.data).toMatchObject({ params: { user_id: 1 } });
-      const [id] = await queued.write('votes', { id: 'op-cluster-1', post_id: 7, user_id: 1, value: 1 });
-      expect(id).toBe('op-cluster-1');
+      // Two ops in one job whose cache effects write keys on two masters.
+      expect((await cluster.masterOf('user:3')).port).not.toBe((await cluster.masterOf('user:4')).port);
+      const ids = await queued.write('users', [
+        { id: 'op-cluster-3', user_id: 3, name: 'three', email: 'three@example.com', org_id: null },
+        { id: 'op-cluster-4', user_id: 4, name: 'four', email: 'four@example.com', org_id: 1 },
+      ]);
+      expect(ids).toEqual(['op-cluster-3', 'op-cluster-4']);
       const waiting = await writes.getJobs(['waiting']);
-      expect(waiting.flatMap((j) => j.data.ops.map((op: { id: string }) => op.id))).toContain('op-cluster-1');
+      expect(waiting.flatMap((j) => j.data.ops.map((op: { id: string }) => op.id))).toEqual(ids);
+      expect(await eventually(async () => (await admin.hget('user:4', 'name')) === 'four')).toBe(true);
+      expect(await admin.hget('user:3', 'name')).toBe('three');
     } finally {
       await queued.close();
       await queue.close();
