@@ -1,5 +1,7 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { inspect } from 'node:util';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import usersSink from '../../demo/jobs/sink-users.ts';
@@ -148,11 +150,10 @@ describe('cached() on a cluster', () => {
   });
 
   it('invalidateTag appends its event to the stream (another slot) as well as publishing it', async () => {
+    expect(slotOf(keys.tag('stream-tag'))).not.toBe(slotOf(`${PREFIX}:events`));
     const version = await client.invalidateTag('stream-tag');
-    const [[, fields]] = (await admin.xrevrange(`${PREFIX}:events`, '+', '-', 'COUNT', 1)) as [
-      string,
-      string[],
-    ][];
+    const latest = await admin.xrevrange(`${PREFIX}:events`, '+', '-', 'COUNT', 1);
+    const fields = latest[0]?.[1];
     expect(JSON.parse(fields![1]!)).toEqual({ tag: 'stream-tag', version, at: expect.any(String) });
   });
 
@@ -213,7 +214,11 @@ describe('metrics on a cluster', () => {
     await own.cached('m', () => 1);
     await own.cached('m', () => 1);
     await own.close();
-    expect(await admin.hgetall(`${prefix}:client:stats`)).toEqual({ hits: '1', misses: '1', loader_calls: '1' });
+    expect(await admin.hgetall(`${prefix}:client:stats`)).toEqual({
+      hits: '1',
+      misses: '1',
+      loader_calls: '1',
+    });
     expect(await admin.zscore(`${prefix}:client:hot-keys`, `${prefix}:cache:m`)).toBe('2');
   });
 });
@@ -312,9 +317,102 @@ describe('queues on a cluster', () => {
       await writes.close();
     }
   });
+
+  it('a miss with onMiss refresh enqueues, waits for the view event and reads; refresh({ wait }) gets the result', async () => {
+    const prefix = '{cstw}';
+    // A stand-in for the daemon: it writes the requested row and publishes the view's event.
+    const connection = new Cluster(
+      cluster.ports.slice(0, 3).map((port) => ({ host: '127.0.0.1', port })),
+      { redisOptions: { password: PASSWORD, maxRetriesPerRequest: null } },
+    );
+    connection.on('error', () => {});
+    const worker = new Worker(
+      'refresh',
+      async (job) => {
+        const key = `cst_stats:${job.data.params.user_id}`;
+        await admin.hset(key, 'total_upvotes', 'refreshed');
+        const event = { view: job.name, keys: [key], version: 1, at: new Date().toISOString() };
+        await admin.publish(`${prefix}:events`, JSON.stringify(event));
+        return { view: job.name, kind: 'partial', rows: 1, version: 1, ms: 1, keys: 1, superseded: false };
+      },
+      { connection, prefix },
+    );
+    worker.on('error', () => {});
+    const reader = createClient({ redisUrl: url, prefix, views: VIEWS });
+    try {
+      expect(await reader.hash('stats', { user_id: 77 }, { timeoutMs: 15_000 })).toEqual({
+        total_upvotes: 'refreshed',
+      });
+      const { result } = await reader.refresh('stats', { user_id: 78 }, { wait: true, timeoutMs: 15_000 });
+      expect(result).toMatchObject({ view: 'stats', kind: 'partial', rows: 1 });
+    } finally {
+      await reader.close();
+      await worker.close();
+      connection.disconnect();
+    }
+  });
+});
+
+describe('lifecycle on a cluster', () => {
+  it('a process that used every part of a cluster client and closed it exits on its own', async () => {
+    const options = {
+      redisUrl: url,
+      prefix: '{cstl}',
+      l1: true,
+      views: { stats: { shape: 'hash', key: 'cstl_stats:{id}' } },
+      onMiss: 'null',
+      statsFlushMs: 50,
+    };
+    const index = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
+    const child = spawn(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `
+        import { createClient } from ${JSON.stringify(index)};
+        const client = createClient(${JSON.stringify(options)});
+        await client.cached('k', async () => 1, { ttl: 1000, tags: ['t'], staleWhileRevalidate: 1000 });
+        await client.cached('k', async () => 1, { ttl: 1000, tags: ['t'] });
+        await client.invalidateTag('t');
+        await client.hash('stats', { id: 1 });
+        await client.refresh('stats', { id: 1 });
+        await client.write('votes', [{ id: 'op-1', post_id: 1, user_id: 1, value: 1 }]);
+        await client.close();
+      `,
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    clearTimeout(timer);
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  });
 });
 
 describe('nodes die', () => {
+  it('the subscriber’s node hangs (SIGSTOP): the missed PING moves the subscription and clears the L1', async () => {
+    await admin.hset('cst_stats:15', 'total_upvotes', 'before');
+    expect(await client.hash('stats', { user_id: 15 })).toEqual({ total_upvotes: 'before' });
+    expect(client.health().l1!.entries).toBeGreaterThan(0);
+    const port = await subscriberPort('main');
+    const node = cluster.nodes.find((candidate) => candidate.port === port)!;
+    node.server.child.kill('SIGSTOP');
+    try {
+      // The socket stays open: only the heartbeat can tell (every 1 s, 1 s to answer).
+      expect(await eventually(() => client.health().l1!.entries === 0, 10_000)).toBe(true);
+      expect(await eventually(() => client.health().subscribed, 10_000)).toBe(true);
+    } finally {
+      node.server.child.kill('SIGCONT');
+    }
+    expect(await subscriberPort('main')).not.toBe(port);
+    await cluster.waitHealthy(30_000);
+  }, 60_000);
+
   it('the subscriber’s node killed: the subscription moves to another node and the L1 is cleared', async () => {
     await admin.hset('cst_stats:14', 'total_upvotes', 'before');
     expect(await client.hash('stats', { user_id: 14 })).toEqual({ total_upvotes: 'before' });
@@ -330,7 +428,6 @@ describe('nodes die', () => {
     await cluster.restart(node);
     await cluster.waitHealthy(30_000);
   }, 90_000);
-
 
   it('calls on its slots fail fast, the breaker opens, and closes again after the failover; no password in any error', async () => {
     const breaking = createClient({
