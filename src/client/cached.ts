@@ -246,8 +246,17 @@ export function createCacheAside(
     return runLoader(key, loader, options, '', versions, begin(key, options));
   }
 
-  /** Reloads in the background if no other process is at it; callers keep the value they have. */
-  function refreshInBackground<T>(key: string, loader: Loader<T>, options: CallOptions): void {
+  /**
+   * Reloads in the background if no other process is at it; callers keep the value they have. `seen`
+   * is the entry that asked for it: when the lock is ours but the entry is already another one (a
+   * reload that finished while the caller's read was in flight, here or elsewhere), nothing is loaded.
+   */
+  function refreshInBackground<T>(
+    key: string,
+    loader: Loader<T>,
+    options: CallOptions,
+    seen: CacheEnvelope,
+  ): void {
     if (refreshing.has(key) || loading.has(key) || core.closed()) return;
     refreshing.add(key);
     const work = (async () => {
@@ -257,6 +266,12 @@ export function createCacheAside(
         const reply = await guard.run(() => store.acquire(key, options.tags, token, options.lockTtlMs));
         if (!reply.acquired) {
           release(ticket);
+          return;
+        }
+        const current = decodeEnvelope(reply.raw)?.envelope;
+        if (current && current.i !== seen.i && tagsCurrent(current, options, reply.versions)) {
+          release(ticket);
+          guard.run(() => store.release(key, token)).catch(() => {});
           return;
         }
         await runLoader(key, loader, options, token, reply.versions, ticket);
@@ -282,7 +297,7 @@ export function createCacheAside(
           stats.add('hits');
           stats.add('l1Hits');
           if (shouldRefreshEarly(envelope.value, options.beta, Date.now())) {
-            refreshInBackground(key, loader, options);
+            refreshInBackground(key, loader, options, envelope.value);
           }
           return envelope.value.v;
         }
@@ -305,14 +320,16 @@ export function createCacheAside(
         if (now < envelope.x) {
           stats.add('hits');
           fill(key, envelope, decoded.bytes, ticket);
-          if (shouldRefreshEarly(envelope, options.beta, now)) refreshInBackground(key, loader, options);
+          if (shouldRefreshEarly(envelope, options.beta, now)) {
+            refreshInBackground(key, loader, options, envelope);
+          }
           return envelope.v;
         }
         if (now < envelope.s) {
           // Stale-while-revalidate: answer now, one process reloads.
           release(ticket);
           stats.add('staleServed');
-          refreshInBackground(key, loader, options);
+          refreshInBackground(key, loader, options, envelope);
           return envelope.v;
         }
       }
