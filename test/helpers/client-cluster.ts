@@ -1,4 +1,8 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { ClientOptions } from '../../src/client/options.ts';
+import type { ViewMap } from '../../src/client/view-descriptors.ts';
+import { createClient, type ViewkeeperClient } from '../../src/index.ts';
+import { testRedisUrl } from './env.ts';
 import { startThrowawayCluster, type ThrowawayCluster } from './redis-cluster.ts';
 
 // What the client's cluster tests share: a private password-protected 3-master cluster (one replica
@@ -17,6 +21,11 @@ export interface ClientClusterContext {
   onNode<T>(port: number, work: (redis: Redis) => Promise<T>): Promise<T>;
   /** The port of the node holding the events subscription of the client named `name` under `prefix`. */
   subscriberPort(prefix: string, name: string): Promise<number>;
+  /**
+   * A client of the cluster with `onMiss: 'null'` unless told otherwise, and its queues on the suite's
+   * standalone Redis (never used unless asked): a prefix without a hash tag spreads the client's keys.
+   */
+  client<const V extends ViewMap>(options: ClientOptions<V>): ViewkeeperClient<V>;
   /** Disconnects admin and stops the cluster. */
   stop(): Promise<void>;
 }
@@ -44,10 +53,11 @@ export async function startClientCluster(): Promise<ClientClusterContext> {
     }
   }
 
+  const url = cluster.clusterUrl.replace('redis+cluster://', `redis+cluster://:${PASSWORD}@`);
   return {
     cluster,
     password: PASSWORD,
-    url: cluster.clusterUrl.replace('redis+cluster://', `redis+cluster://:${PASSWORD}@`),
+    url,
     admin,
     connect,
     onNode,
@@ -59,6 +69,8 @@ export async function startClientCluster(): Promise<ClientClusterContext> {
       }
       throw new Error(`no node holds the events subscription of ${prefix}:client-events:${name}`);
     },
+    client: (options) =>
+      createClient({ redisUrl: url, queueRedisUrl: testRedisUrl(), onMiss: 'null', ...options }),
     async stop() {
       admin.disconnect();
       await cluster.stop();

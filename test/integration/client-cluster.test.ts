@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Queue, Worker } from 'bullmq';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +9,7 @@ import { clientKeys } from '../../src/redis/keys.ts';
 import { type ClientClusterContext, startClientCluster } from '../helpers/client-cluster.ts';
 import { eventually } from '../helpers/client-context.ts';
 import { type ClientProcess, startClientProcess, stopClientProcesses } from '../helpers/client-processes.ts';
+import { everyPartScript, runScript } from '../helpers/client-script.ts';
 import { testRedisUrl } from '../helpers/env.ts';
 import type { ThrowawayCluster } from '../helpers/redis-cluster.ts';
 
@@ -41,13 +40,9 @@ const VIEWS = {
 beforeAll(async () => {
   ctx = await startClientCluster();
   ({ cluster, url, admin } = ctx);
-  client = createClient({
-    redisUrl: url,
-    // The queues stay on one server: the prefix has no hash tag, so the client's keys spread.
-    queueRedisUrl: testRedisUrl(),
+  client = ctx.client({
     prefix: PREFIX,
     views: VIEWS,
-    onMiss: 'null',
     l1: { ttlMs: 60_000 },
     name: 'main',
     cache: { earlyRefresh: false },
@@ -174,13 +169,7 @@ describe('cached() on a cluster', () => {
 describe('metrics on a cluster', () => {
   it('close() adds the counters to {prefix}:client:stats and the sampled reads to the hot-key set', async () => {
     const prefix = 'cstm';
-    const own = createClient({
-      redisUrl: url,
-      queueRedisUrl: testRedisUrl(),
-      prefix,
-      statsFlushMs: 0,
-      hotKeySampleRate: 1,
-    });
+    const own = ctx.client({ prefix, statsFlushMs: 0, hotKeySampleRate: 1 });
     await own.cached('m', () => 1);
     await own.cached('m', () => 1);
     await own.close();
@@ -216,7 +205,7 @@ describe('L1 on a cluster', () => {
     const before = client.stats().l1Hits;
     expect(await client.cached('l1-tagged', loader, { tags: ['shared'], ttl: 60_000 })).toBe(1);
     expect(client.stats().l1Hits - before).toBe(1);
-    const other = createClient({ redisUrl: url, queueRedisUrl: testRedisUrl(), prefix: PREFIX });
+    const other = ctx.client({ prefix: PREFIX });
     try {
       await other.invalidateTag('shared');
     } finally {
@@ -329,33 +318,6 @@ describe('lifecycle on a cluster', () => {
       onMiss: 'null',
       statsFlushMs: 50,
     };
-    const index = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
-    const child = spawn(
-      process.execPath,
-      [
-        '--input-type=module',
-        '-e',
-        `
-        import { createClient } from ${JSON.stringify(index)};
-        const client = createClient(${JSON.stringify(options)});
-        await client.cached('k', async () => 1, { ttl: 1000, tags: ['t'], staleWhileRevalidate: 1000 });
-        await client.cached('k', async () => 1, { ttl: 1000, tags: ['t'] });
-        await client.invalidateTag('t');
-        await client.hash('stats', { id: 1 });
-        await client.refresh('stats', { id: 1 });
-        await client.write('votes', [{ id: 'op-1', post_id: 1, user_id: 1, value: 1 }]);
-        await client.close();
-      `,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    );
-    let stderr = '';
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    clearTimeout(timer);
-    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    expect(await runScript(everyPartScript(options), 20_000)).toEqual({ code: 0, stderr: '' });
   });
 });
