@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -304,6 +305,28 @@ describe('queues on a cluster', () => {
       await reader.close();
       await worker.close();
       connection.disconnect();
+    }
+  });
+});
+
+describe('errors on a cluster', () => {
+  it('a refused password: calls fail with E_UNAVAILABLE naming the nodes, and no password appears anywhere', async () => {
+    const wrong = 'wrong-pass-3e9a';
+    const refused = createClient({
+      redisUrl: url.replace(ctx.password, wrong),
+      prefix: '{cste}',
+      views: VIEWS,
+      onMiss: 'null',
+    });
+    try {
+      const error = await refused.value('votes', { post_id: 7 }).catch((caught: unknown) => caught);
+      expect(isViewkeeperError(error, 'E_UNAVAILABLE')).toBe(true);
+      expect((error as Error).message).toMatch(/^Redis Cluster at 127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,/);
+      const dump = inspect(error, { depth: 10 });
+      expect(dump).not.toContain(wrong);
+      expect(dump).not.toContain(ctx.password);
+    } finally {
+      await refused.close();
     }
   });
 });
