@@ -84,15 +84,17 @@ export function createCacheStore(options: CacheStoreOptions): CacheStore {
     for (const [s, indexes] of cluster ? groupBySlot(tagKeys) : new Map([[0, tagKeys.map((_, i) => i)]])) {
       if (s === home) local.push(...indexes);
       else {
-        remote.push(
-          scripts
-            .run<Reply>(
-              'vkcTagVersions',
-              indexes.map((i) => tagKeys[i]!),
-              [create ? '1' : '0'],
-            )
-            .then((reply) => ({ indexes, reply })),
-        );
+        const read = scripts
+          .run<Reply>(
+            'vkcTagVersions',
+            indexes.map((i) => tagKeys[i]!),
+            [create ? '1' : '0'],
+          )
+          .then((reply) => ({ indexes, reply }));
+        // Awaited only once the entry's script has answered: until then its failure must not count
+        // as unhandled (which ends a Node process).
+        read.catch(() => {});
+        remote.push(read);
       }
     }
     return {
@@ -116,24 +118,18 @@ export function createCacheStore(options: CacheStoreOptions): CacheStore {
     async read(key, tags) {
       const entry = keys.entry(key);
       const apart = versionsApart(entry, tags, false);
-      const [raw, ...local] = await scripts
-        .runBuffer<Reply>('vkcRead', [entry, ...apart.localKeys], [])
-        .catch(async (error) => {
-          await apart.merge([]).catch(() => {}); // no unhandled rejection from the other slots
-          throw error;
-        });
+      const [raw, ...local] = await scripts.runBuffer<Reply>('vkcRead', [entry, ...apart.localKeys], []);
       return { raw: (raw as Buffer | null) ?? null, versions: await apart.merge(local) };
     },
 
     async acquire(key, tags, token, lockTtlMs) {
       const entry = keys.entry(key);
       const apart = versionsApart(entry, tags, true);
-      const [acquired, raw, ...local] = await scripts
-        .runBuffer<Reply>('vkcAcquire', [lockOf(key), entry, ...apart.localKeys], [token, lockTtlMs])
-        .catch(async (error) => {
-          await apart.merge([]).catch(() => {});
-          throw error;
-        });
+      const [acquired, raw, ...local] = await scripts.runBuffer<Reply>(
+        'vkcAcquire',
+        [lockOf(key), entry, ...apart.localKeys],
+        [token, lockTtlMs],
+      );
       return {
         acquired: acquired === 1,
         raw: (raw as Buffer | null) ?? null,
