@@ -78,14 +78,10 @@ describe('nodes die', () => {
       const master = await ctx.cluster.masterOf('csf_votes:99');
       // The replica has it before the kill (replication is asynchronous).
       await ctx.onNode(master.port, (redis) => redis.call('WAIT', '1', '2000'));
+      const readsBefore = async () =>
+        (await breaking.value('votes', { post_id: 99 }).catch(() => null)) === 'before';
       // Its first connection to a cluster takes a few round trips: on a loaded machine, past 300 ms.
-      expect(
-        await eventually(
-          async () => (await breaking.value('votes', { post_id: 99 }).catch(() => null)) === 'before',
-          10_000,
-          50,
-        ),
-      ).toBe(true);
+      expect(await eventually(readsBefore, 10_000, 50)).toBe(true);
       expect(breaking.health().breaker).toBe('closed');
       await ctx.cluster.kill(master);
 
@@ -115,13 +111,7 @@ describe('nodes die', () => {
 
       await ctx.cluster.waitHealthy(30_000);
       await sleep(500); // the cool-down
-      expect(
-        await eventually(
-          async () => (await breaking.value('votes', { post_id: 99 }).catch(() => null)) === 'before',
-          15_000,
-          100,
-        ),
-      ).toBe(true);
+      expect(await eventually(readsBefore, 15_000, 100)).toBe(true);
       expect(breaking.health().breaker).toBe('closed');
       // The main client's subscriber may have been on the dead node: it is subscribed again.
       expect(await eventually(() => client.health().subscribed, 10_000)).toBe(true);
