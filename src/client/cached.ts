@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { CacheKeyEvent } from '../contract.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
 import { type CacheEnvelope, decodeEnvelope, encodeEnvelope } from '../redis/cache-codec.ts';
+import type { CacheStore } from './cache-store.ts';
 import { type ClientCore, deepFreeze, isUnavailable } from './core.ts';
 import type { L1Entry, L1Ticket } from './l1-cache.ts';
 import { type CacheDefaults, type ResolvedCacheDefaults, resolveCacheOptions } from './options.ts';
@@ -30,10 +31,10 @@ interface CallOptions extends ResolvedCacheDefaults {
   useL1: boolean;
 }
 
-type Reply = (Buffer | number | null)[];
+type Reply = (Buffer | string | number | null)[];
 
 /** Events stream cap for tag events, the same as the daemon's default for view events. */
-const EVENTS_MAX_LEN = 10_000;
+export const EVENTS_MAX_LEN = 10_000;
 const MAX_KEY_LENGTH = 1024;
 
 /** XFetch (Vattani et al.): reload early with a probability that rises as expiry nears and δ grows. */
@@ -61,7 +62,7 @@ function checkName(what: string, value: unknown): string {
   return value;
 }
 
-function versionOf(raw: Buffer | number | null | undefined): number {
+function versionOf(raw: Buffer | string | number | null | undefined): number {
   return raw === null || raw === undefined ? 0 : Number(raw.toString());
 }
 
@@ -71,8 +72,12 @@ function versionOf(raw: Buffer | number | null | undefined): number {
  * renewed while the loader runs) and the losers wait for the winner's key event (or poll), so a
  * crashed holder blocks the others for at most one lock lifetime.
  */
-export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaults): CacheAside {
-  const { keys, guard, scripts, l1, bus, stats } = core;
+export function createCacheAside(
+  core: ClientCore,
+  defaults: ResolvedCacheDefaults,
+  store: CacheStore,
+): CacheAside {
+  const { keys, guard, l1, bus, stats } = core;
   /** Misses being loaded, by key: every local caller of a cold key shares one load. */
   const loading = new Map<string, Promise<unknown>>();
   /** Keys being reloaded in the background (early refresh, stale-while-revalidate). */
@@ -89,7 +94,6 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
     `c:${key}`,
     ...options.tags.map((tag) => `t:${tag}`),
   ];
-  const tagKeys = (options: CallOptions) => options.tags.map((tag) => keys.tag(tag));
 
   function tagsCurrent(envelope: CacheEnvelope, options: CallOptions, versions: Reply): boolean {
     return options.tags.every((tag, i) => envelope.g?.[tag] === versionOf(versions[i]));
@@ -144,10 +148,9 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
     versions: Reply,
     ticket: L1Ticket | undefined,
   ): Promise<T> {
-    const lockKey = keys.lock(key);
     const renew = token
       ? setInterval(() => {
-          guard.run(() => scripts.run('vkcExtend', [lockKey], [token, options.lockTtlMs])).catch(() => {});
+          guard.run(() => store.extend(key, token, options.lockTtlMs)).catch(() => {});
         }, options.lockTtlMs / 3)
       : undefined;
     renew?.unref();
@@ -158,7 +161,7 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
       value = await loader();
     } catch (error) {
       release(ticket);
-      if (token) guard.run(() => scripts.run('vkcRelease', [lockKey], [token])).catch(() => {});
+      if (token) guard.run(() => store.release(key, token)).catch(() => {});
       throw error;
     } finally {
       clearInterval(renew);
@@ -183,13 +186,9 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
     const event: CacheKeyEvent = { cacheKey: key, id: stored.i, at: new Date(now).toISOString() };
     try {
       const written = await guard.run(() =>
-        scripts.run<number>(
-          'vkcWrite',
-          [keys.entry(key), lockKey],
-          [token, encoded.buffer, Math.max(1, stored.s - now), core.channel, JSON.stringify(event)],
-        ),
+        store.write(key, token, encoded.buffer, Math.max(1, stored.s - now), JSON.stringify(event)),
       );
-      if (written === 1) fill(key, stored, encoded.bytes, ticket);
+      if (written) fill(key, stored, encoded.bytes, ticket);
       else release(ticket);
     } catch (error) {
       release(ticket);
@@ -202,7 +201,6 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
   /** A miss: load once across every process, waiting for whoever holds the lock. */
   async function loadOnce<T>(key: string, loader: Loader<T>, options: CallOptions): Promise<T> {
     const token = randomUUID();
-    const lockKey = keys.lock(key);
     const deadline = Date.now() + options.lockWaitMs;
     const pollMs = Math.min(250, Math.max(10, options.lockTtlMs / 10));
     let versions: Reply = [];
@@ -210,32 +208,26 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
       // Listen before asking, so the holder's key event cannot slip between the answer and the wait.
       const wake = bus.subscribed ? bus.waitForCacheKey(key, pollMs) : undefined;
       const ticket = begin(key, options);
-      let reply: Reply;
+      let reply: Awaited<ReturnType<CacheStore['acquire']>>;
       try {
-        reply = await guard.run(() =>
-          scripts.runBuffer<Reply>(
-            'vkcAcquire',
-            [lockKey, keys.entry(key), ...tagKeys(options)],
-            [token, options.lockTtlMs],
-          ),
-        );
+        reply = await guard.run(() => store.acquire(key, options.tags, token, options.lockTtlMs));
       } catch (error) {
         wake?.cancel();
         release(ticket);
         if (isUnavailable(error) && !core.closed()) return fallback(key, loader, options);
         throw error;
       }
-      const [acquired, raw, ...tagVersions] = reply;
-      versions = tagVersions;
-      const decoded = decodeEnvelope<T>(raw as Buffer | null);
+      const { acquired } = reply;
+      versions = reply.versions;
+      const decoded = decodeEnvelope<T>(reply.raw);
       if (decoded && tagsCurrent(decoded.envelope, options, versions) && Date.now() < decoded.envelope.x) {
         // Someone stored it between our read and now.
         wake?.cancel();
-        if (acquired === 1) guard.run(() => scripts.run('vkcRelease', [lockKey], [token])).catch(() => {});
+        if (acquired) guard.run(() => store.release(key, token)).catch(() => {});
         fill(key, decoded.envelope, decoded.bytes, ticket);
         return decoded.envelope.v;
       }
-      if (acquired === 1) {
+      if (acquired) {
         wake?.cancel();
         return runLoader(key, loader, options, token, versions, ticket);
       }
@@ -254,26 +246,35 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
     return runLoader(key, loader, options, '', versions, begin(key, options));
   }
 
-  /** Reloads in the background if no other process is at it; callers keep the value they have. */
-  function refreshInBackground<T>(key: string, loader: Loader<T>, options: CallOptions): void {
+  /**
+   * Reloads in the background if no other process is at it; callers keep the value they have. `seen`
+   * is the entry that asked for it: when the lock is ours but the entry is already another one (a
+   * reload that finished while the caller's read was in flight, here or elsewhere), nothing is loaded.
+   */
+  function refreshInBackground<T>(
+    key: string,
+    loader: Loader<T>,
+    options: CallOptions,
+    seen: CacheEnvelope,
+  ): void {
     if (refreshing.has(key) || loading.has(key) || core.closed()) return;
     refreshing.add(key);
     const work = (async () => {
       const token = randomUUID();
       const ticket = begin(key, options);
       try {
-        const reply = await guard.run(() =>
-          scripts.runBuffer<Reply>(
-            'vkcAcquire',
-            [keys.lock(key), keys.entry(key), ...tagKeys(options)],
-            [token, options.lockTtlMs],
-          ),
-        );
-        if (reply[0] !== 1) {
+        const reply = await guard.run(() => store.acquire(key, options.tags, token, options.lockTtlMs));
+        if (!reply.acquired) {
           release(ticket);
           return;
         }
-        await runLoader(key, loader, options, token, reply.slice(2), ticket);
+        const current = decodeEnvelope(reply.raw)?.envelope;
+        if (current && current.i !== seen.i && tagsCurrent(current, options, reply.versions)) {
+          release(ticket);
+          guard.run(() => store.release(key, token)).catch(() => {});
+          return;
+        }
+        await runLoader(key, loader, options, token, reply.versions, ticket);
       } catch (error) {
         release(ticket);
         core.logger.debug({ key, reason: describeError(error) }, 'background refresh failed');
@@ -296,39 +297,39 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
           stats.add('hits');
           stats.add('l1Hits');
           if (shouldRefreshEarly(envelope.value, options.beta, Date.now())) {
-            refreshInBackground(key, loader, options);
+            refreshInBackground(key, loader, options, envelope.value);
           }
           return envelope.value.v;
         }
       }
       if (core.closed()) throw new ViewkeeperError('E_UNAVAILABLE', 'the viewkeeper client is closed');
       const ticket = begin(key, options);
-      let reply: Reply;
+      let read: Awaited<ReturnType<CacheStore['read']>>;
       try {
-        reply = await guard.run(() =>
-          scripts.runBuffer<Reply>('vkcRead', [keys.entry(key), ...tagKeys(options)], []),
-        );
+        read = await guard.run(() => store.read(key, options.tags));
       } catch (error) {
         release(ticket);
         if (isUnavailable(error) && !core.closed()) return fallback(key, loader, options);
         throw error;
       }
-      const [raw0, ...versions] = reply;
-      const decoded = decodeEnvelope<T>(raw0 as Buffer | null);
+      const { versions } = read;
+      const decoded = decodeEnvelope<T>(read.raw);
       if (decoded && tagsCurrent(decoded.envelope, options, versions)) {
         const { envelope } = decoded;
         const now = Date.now();
         if (now < envelope.x) {
           stats.add('hits');
           fill(key, envelope, decoded.bytes, ticket);
-          if (shouldRefreshEarly(envelope, options.beta, now)) refreshInBackground(key, loader, options);
+          if (shouldRefreshEarly(envelope, options.beta, now)) {
+            refreshInBackground(key, loader, options, envelope);
+          }
           return envelope.v;
         }
         if (now < envelope.s) {
           // Stale-while-revalidate: answer now, one process reloads.
           release(ticket);
           stats.add('staleServed');
-          refreshInBackground(key, loader, options);
+          refreshInBackground(key, loader, options, envelope);
           return envelope.v;
         }
       }
@@ -346,22 +347,13 @@ export function createCacheAside(core: ClientCore, defaults: ResolvedCacheDefaul
       checkName('a cached() key', key);
       l1?.invalidate(`c:${key}`);
       const event: CacheKeyEvent = { cacheKey: key, at: new Date().toISOString() };
-      const deleted = await guard.run(() =>
-        scripts.run<number>('vkcInvalidateKey', [keys.entry(key)], [core.channel, JSON.stringify(event)]),
-      );
-      return deleted === 1;
+      return guard.run(() => store.invalidateKey(key, JSON.stringify(event)));
     },
 
     async invalidateTag(tag) {
       checkName('a tag', tag);
       l1?.invalidate(`t:${tag}`);
-      return guard.run(() =>
-        scripts.run<number>(
-          'vkcInvalidateTag',
-          [keys.tag(tag), core.channel],
-          [tag, core.channel, new Date().toISOString(), EVENTS_MAX_LEN],
-        ),
-      );
+      return guard.run(() => store.invalidateTag(tag, new Date().toISOString()));
     },
   };
 }

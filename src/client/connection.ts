@@ -1,7 +1,15 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { endpointOf } from '../config/redact.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
+import { within } from '../lib/within.ts';
+import { isClusterUrl } from '../redis/target.ts';
 import { type Breaker, type BreakerState, createBreaker } from './breaker.ts';
+import { clusterEndpoints, createFailFastCluster } from './cluster.ts';
+import { createClusterSubscriber } from './cluster-subscriber.ts';
+import type { SubscriberConnection } from './events.ts';
+
+/** The client's command connection: one server, or a Redis Cluster (`redis+cluster://` URLs). */
+export type ClientRedis = Redis | Cluster;
 
 export interface FailFastOptions {
   /** Shown in `CLIENT LIST`. */
@@ -23,7 +31,11 @@ function retryStrategy(times: number): number {
  * that is connected but does not answer. It reconnects in the background forever, so the breaker's
  * probe finds it ready once Redis is back. Not yet connected (lazy).
  */
-export function createFailFastRedis(url: string, options: FailFastOptions): Redis {
+export function createFailFastRedis(url: string, options: FailFastOptions): ClientRedis {
+  if (isClusterUrl(url)) {
+    if (options.subscriber) throw new Error('a cluster subscriber is made by createEventsSubscriber');
+    return createFailFastCluster(url, options);
+  }
   const redis = new Redis(url, {
     connectionName: options.name,
     lazyConnect: true,
@@ -45,10 +57,30 @@ export function createFailFastRedis(url: string, options: FailFastOptions): Redi
   return redis;
 }
 
-/** One pending "next ready" per connection, shared by every caller waiting on it (no listener pile-up). */
-const nextReady = new WeakMap<Redis, Promise<void>>();
+/**
+ * The events subscriber: a connection of its own to the same server, or on a cluster one that moves
+ * between nodes and reports each move (cluster-subscriber.ts). Not yet connected.
+ */
+export function createEventsSubscriber(
+  url: string,
+  redis: ClientRedis,
+  options: Omit<FailFastOptions, 'subscriber'>,
+): SubscriberConnection {
+  if (redis instanceof Cluster) return createClusterSubscriber(redis, url, options);
+  return createFailFastRedis(url, { ...options, subscriber: true }) as Redis;
+}
 
-function readyPromise(redis: Redis): Promise<void> {
+/** "Redis at host:port" or "Redis Cluster at host:port,host:port": never a credential. */
+export function describeRedis(url: string): string {
+  return isClusterUrl(url)
+    ? `Redis Cluster at ${clusterEndpoints(url)}`
+    : `Redis at ${endpointOf(url, 6379)}`;
+}
+
+/** One pending "next ready" per connection, shared by every caller waiting on it (no listener pile-up). */
+const nextReady = new WeakMap<ClientRedis, Promise<void>>();
+
+function readyPromise(redis: ClientRedis): Promise<void> {
   let pending = nextReady.get(redis);
   if (!pending) {
     pending = new Promise<void>((resolve, reject) => {
@@ -71,7 +103,7 @@ function readyPromise(redis: Redis): Promise<void> {
 }
 
 /** Waits for `redis` to be ready, at most `timeoutMs`; starts connecting a lazy connection. */
-export async function waitReady(redis: Redis, timeoutMs: number): Promise<void> {
+export async function waitReady(redis: ClientRedis, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   if (redis.status === 'end') throw new Error('connection is closed');
   const ready = readyPromise(redis);
@@ -89,9 +121,15 @@ export async function waitReady(redis: Redis, timeoutMs: number): Promise<void> 
   }
 }
 
+/**
+ * Error replies that say the server cannot serve the key now rather than that the command was wrong:
+ * a cluster without a master for the slot, mid-failover or mid-migration, or a server still loading.
+ */
+const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|TRYAGAIN|MOVED|ASK|MASTERDOWN|LOADING)\b/;
+
 /** A Redis error reply (WRONGTYPE, NOSCRIPT, …): Redis is up, the command was wrong. */
 export function isReplyError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ReplyError';
+  return error instanceof Error && error.name === 'ReplyError' && !UNAVAILABLE_REPLY.test(error.message);
 }
 
 export interface GuardOptions {
@@ -108,15 +146,26 @@ export interface Guard {
    * Runs `fn` against Redis within the command timeout, or throws `E_UNAVAILABLE` — at once while the
    * breaker is open. Error replies from Redis are rethrown as they are and do not trip the breaker.
    */
-  run<T>(fn: (redis: Redis) => Promise<T>): Promise<T>;
+  run<T>(fn: (redis: ClientRedis) => Promise<T>): Promise<T>;
   breaker(): BreakerState;
   /** Makes every later call throw `E_UNAVAILABLE` ("client is closed"). */
   close(): void;
 }
 
-export function createGuard(redis: Redis, options: GuardOptions): Guard {
+export function createGuard(redis: ClientRedis, options: GuardOptions): Guard {
   const breaker: Breaker = createBreaker(options);
-  const endpoint = endpointOf(options.url, 6379);
+  const endpoint = describeRedis(options.url);
+  // On one server each command times out by itself. A Cluster retries a command while a slot fails
+  // over (each try with its own timeout), so there the whole call is bounded instead.
+  const bounded = redis instanceof Cluster;
+  const call = <T>(fn: (redis: ClientRedis) => Promise<T>): Promise<T> =>
+    bounded
+      ? within(
+          fn(redis),
+          options.commandTimeoutMs,
+          () => new Error(`no answer within ${options.commandTimeoutMs} ms`),
+        )
+      : fn(redis);
   let closed = false;
   // Until the first connection attempt has come to something, a call waits for it (bounded by the
   // command timeout): a client used right after createClient() is not "down". From then on a
@@ -128,7 +177,7 @@ export function createGuard(redis: Redis, options: GuardOptions): Guard {
   for (const event of ['ready', 'error', 'close', 'end']) redis.once(event, attempted);
 
   function unavailable(reason: string, cause?: unknown): ViewkeeperError {
-    return new ViewkeeperError('E_UNAVAILABLE', `Redis at ${endpoint} is unavailable: ${reason}`, { cause });
+    return new ViewkeeperError('E_UNAVAILABLE', `${endpoint} is unavailable: ${reason}`, { cause });
   }
 
   function failed(error: unknown): ViewkeeperError {
@@ -159,7 +208,7 @@ export function createGuard(redis: Redis, options: GuardOptions): Guard {
         throw unavailable(`circuit breaker open after ${options.failureThreshold} failures in a row`);
       }
       try {
-        const result = await fn(redis);
+        const result = await call(fn);
         breaker.success();
         return result;
       } catch (error) {

@@ -1,5 +1,5 @@
 import type { Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { rememberUrlSecrets } from '../config/redact.ts';
 import { QUEUES, type RefreshJobResult } from '../contract.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
@@ -7,9 +7,12 @@ import { within } from '../lib/within.ts';
 import { createQueue, createQueueEvents } from '../queues/factories.ts';
 import { closeRedis, createRedis } from '../redis/connections.ts';
 import { clientKeys, eventsKey } from '../redis/keys.ts';
+import { isClusterUrl } from '../redis/target.ts';
 import type { BreakerState } from './breaker.ts';
-import { type CachedOptions, createCacheAside, type Loader } from './cached.ts';
-import { createFailFastRedis, createGuard } from './connection.ts';
+import { createCacheStore } from './cache-store.ts';
+import { type CachedOptions, createCacheAside, EVENTS_MAX_LEN, type Loader } from './cached.ts';
+import { createQueueCluster } from './cluster.ts';
+import { createEventsSubscriber, createFailFastRedis, createGuard } from './connection.ts';
 import type { ClientCore } from './core.ts';
 import { createEventBus } from './events.ts';
 import type { ListReadOptions } from './group-views.ts';
@@ -192,11 +195,10 @@ export function createClient<const V extends ViewMap = ViewMap>(
     commandTimeoutMs: resolved.commandTimeoutMs,
     connectTimeoutMs: resolved.connectTimeoutMs,
   });
-  const subscriber = createFailFastRedis(resolved.redisUrl, {
+  const subscriber = createEventsSubscriber(resolved.redisUrl, redis, {
     name: `${prefix}:client-events:${resolved.name}`,
     commandTimeoutMs: resolved.commandTimeoutMs,
     connectTimeoutMs: resolved.connectTimeoutMs,
-    subscriber: true,
   });
   const keys = clientKeys(prefix);
   const stats = createStats(keys.stats);
@@ -224,6 +226,7 @@ export function createClient<const V extends ViewMap = ViewMap>(
     },
   });
 
+  const scripts = loadClientScripts(redis);
   let closing: Promise<void> | undefined;
   const background = new Set<Promise<unknown>>();
   const core: ClientCore = {
@@ -231,7 +234,7 @@ export function createClient<const V extends ViewMap = ViewMap>(
     channel,
     keys,
     guard,
-    scripts: loadClientScripts(redis),
+    scripts,
     l1,
     l1TtlMs: resolved.l1?.ttlMs ?? 0,
     bus,
@@ -246,20 +249,25 @@ export function createClient<const V extends ViewMap = ViewMap>(
   };
 
   // Queues are created on first use: an app that only reads never opens a queue connection.
-  let queueConnection: Redis | undefined;
+  let queueConnection: Redis | Cluster | undefined;
   let refreshQueue: Queue | undefined;
   let refreshEvents: QueueEvents | undefined;
   let writer: Writer | undefined;
+  // BullMQ takes a Cluster where it takes a Redis (its ConnectionOptions); our factories are typed
+  // for one server, hence the cast. On a cluster the prefix carries a hash tag (options.ts checks),
+  // so every key of a queue is in one slot, as BullMQ's scripts need.
   function queueRedis(): Redis {
     if (!queueConnection) {
-      queueConnection = createRedis(resolved.queueRedisUrl, {
-        role: 'queue',
+      const connection = {
         name: `${prefix}:client-queue:${resolved.name}`,
         connectTimeoutMs: resolved.connectTimeoutMs,
-      });
+      };
+      queueConnection = isClusterUrl(resolved.queueRedisUrl)
+        ? createQueueCluster(resolved.queueRedisUrl, connection)
+        : createRedis(resolved.queueRedisUrl, { role: 'queue', ...connection });
       queueConnection.connect().catch(() => {});
     }
-    return queueConnection;
+    return queueConnection as Redis;
   }
   function ensureOpen(): void {
     if (closing) throw new ViewkeeperError('E_UNAVAILABLE', 'the viewkeeper client is closed');
@@ -300,7 +308,19 @@ export function createClient<const V extends ViewMap = ViewMap>(
       };
     },
   );
-  const cache = createCacheAside(core, resolved.cache);
+  const cache = createCacheAside(
+    core,
+    resolved.cache,
+    createCacheStore({
+      redis,
+      scripts,
+      keys,
+      prefix,
+      channel,
+      streamMaxLen: EVENTS_MAX_LEN,
+      cluster: redis instanceof Cluster,
+    }),
+  );
 
   redis.connect().catch(() => {});
   subscriber.connect().catch(() => {});
@@ -408,8 +428,9 @@ export function createClient<const V extends ViewMap = ViewMap>(
         await step('queue events', async () => refreshEvents?.close(), ms);
         await step('refresh queue', async () => refreshQueue?.close(), ms);
         await step('writer', async () => writer?.close(), ms);
-        if (queueConnection) await step('queue redis', () => closeRedis(queueConnection!), ms);
-        await step('redis', () => closeRedis(redis), ms);
+        // closeRedis uses only status, quit() and disconnect(), which a Cluster has as well.
+        if (queueConnection) await step('queue redis', () => closeRedis(queueConnection as Redis), ms);
+        await step('redis', () => closeRedis(redis as Redis), ms);
         for (const connection of [redis, subscriber, queueConnection]) {
           if (connection && connection.status !== 'end') connection.disconnect();
         }

@@ -1,4 +1,3 @@
-import type { Redis } from 'ioredis';
 import type { CacheKeyEvent, InvalidationEvent, TagEvent, ViewEvent } from '../contract.ts';
 
 /** Parses one message of `{prefix}:events`; anything else (foreign or malformed) is undefined. */
@@ -17,6 +16,20 @@ export function parseEvent(text: string): InvalidationEvent | undefined {
   if (typeof event.tag === 'string') return event as unknown as TagEvent;
   if (typeof event.cacheKey === 'string') return event as unknown as CacheKeyEvent;
   return undefined;
+}
+
+/**
+ * What the bus needs of its subscriber connection: a standalone ioredis `Redis` is one as it is; on a
+ * cluster it is cluster-subscriber.ts.
+ */
+export interface SubscriberConnection {
+  readonly status: string;
+  on(event: 'ready' | 'close', listener: () => void): unknown;
+  on(event: 'message', listener: (channel: string, message: string) => void): unknown;
+  subscribe(channel: string): Promise<unknown>;
+  connect(): Promise<unknown>;
+  disconnect(): void;
+  quit(): Promise<unknown>;
 }
 
 export interface EventHandlers {
@@ -55,7 +68,11 @@ interface Pending {
  * a reconnect too) and reports a re-subscription, because Redis pub/sub does not replay what a
  * disconnected subscriber missed.
  */
-export function createEventBus(subscriber: Redis, channel: string, handlers: EventHandlers): EventBus {
+export function createEventBus(
+  subscriber: SubscriberConnection,
+  channel: string,
+  handlers: EventHandlers,
+): EventBus {
   let subscribed = false;
   let everSubscribed = false;
   let closed = false;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ClientRedis } from './connection.ts';
 
 /** Keys one client tracks between flushes; reads of other keys are dropped until the next flush. */
 const TRACKED = 256;
@@ -9,7 +9,7 @@ export interface HotKeys {
   /** Counts a read of `key` with the configured probability. Cheap: no I/O, no allocation when not sampled. */
   record(key: string): void;
   /** Adds the sampled counts (scaled up by 1 / rate) to the shared sorted set and trims it. */
-  flush(redis: Redis): Promise<void>;
+  flush(redis: ClientRedis): Promise<void>;
 }
 
 /**

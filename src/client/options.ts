@@ -1,5 +1,7 @@
 import { ViewkeeperError } from '../errors.ts';
+import { isClusterUrl, parseRedisTarget } from '../redis/target.ts';
 import type { SinkDefinition } from '../sinks/define-sink.ts';
+import { hasHashTag } from './slot.ts';
 import type { NamedViewDescriptor, ViewMap } from './view-descriptors.ts';
 import type { WriterOptions } from './write.ts';
 
@@ -47,7 +49,11 @@ export interface CacheDefaults {
 }
 
 export interface ClientOptions<V extends ViewMap = ViewMap> {
-  /** Redis holding views, events and `cached()` entries (may carry a db number and credentials). @defaultValue `redis://127.0.0.1:6379` */
+  /**
+   * Redis holding views, events and `cached()` entries (may carry a db number and credentials), or a
+   * Redis Cluster: `redis+cluster://[user:password@]host:port[,host:port…]` (`rediss+cluster://` for
+   * TLS). @defaultValue `redis://127.0.0.1:6379`
+   */
   redisUrl?: string;
   /** Redis of the BullMQ queues (refresh, write-behind). @defaultValue `redisUrl` */
   queueRedisUrl?: string;
@@ -200,14 +206,28 @@ export function resolveCacheOptions(
   };
 }
 
+const URL_KINDS = 'a redis://, rediss://, redis+cluster:// or rediss+cluster:// URL';
+
 function urlOption(option: string, value: unknown, fallback: string): string {
   if (value === undefined) return fallback;
-  if (typeof value !== 'string' || !/^rediss?:\/\//.test(value))
-    fail(option, '***', 'a redis:// or rediss:// URL');
+  if (typeof value !== 'string' || !/^rediss?(\+cluster)?:\/\//i.test(value.trim()))
+    fail(option, '***', URL_KINDS);
+  if (isClusterUrl(value)) {
+    try {
+      parseRedisTarget(value);
+    } catch (error) {
+      // The parser's reason never contains the password.
+      throw new ViewkeeperError(
+        'E_CONFIG',
+        `client option ${option} is invalid: ${(error as Error).message}`,
+      );
+    }
+    return value;
+  }
   try {
     new URL(value);
   } catch {
-    fail(option, '***', 'a redis:// or rediss:// URL');
+    fail(option, '***', URL_KINDS);
   }
   return value;
 }
@@ -231,9 +251,17 @@ export function resolveClientOptions(options: ClientOptions<ViewMap>): ResolvedC
       ttlMs: numberOption('l1.ttlMs', raw.ttlMs, d.ttlMs, 1),
     };
   }
+  const queueRedisUrl = urlOption('queueRedisUrl', options.queueRedisUrl, redisUrl);
+  if (isClusterUrl(queueRedisUrl) && !hasHashTag(prefix)) {
+    // BullMQ's scripts touch several keys of a queue at once: on a cluster they must share a slot.
+    throw new ViewkeeperError(
+      'E_CONFIG',
+      `client option prefix=${JSON.stringify(prefix)} needs a hash tag such as "{${prefix}}" when the queues are on a Redis Cluster (queueRedisUrl, or redisUrl when it is not set, is a cluster URL); use the daemon's VK_PREFIX, which needs the same`,
+    );
+  }
   return {
     redisUrl,
-    queueRedisUrl: urlOption('queueRedisUrl', options.queueRedisUrl, redisUrl),
+    queueRedisUrl,
     prefix,
     onMiss,
     missTimeoutMs: numberOption('missTimeoutMs', options.missTimeoutMs, CLIENT_DEFAULTS.missTimeoutMs, 1),

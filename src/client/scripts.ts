@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { defineScripts, type LuaScripts } from '../redis/lua.ts';
+import type { ClientRedis } from './connection.ts';
 
 // The client's Lua scripts, one per atomic step of cache-aside; each file's header lists KEYS/ARGV.
 // Through the one loader (redis/lua.ts, which imports no daemon code). They take a variable number
@@ -13,13 +14,17 @@ const CLIENT_SCRIPTS = defineScripts({
   vkcExtend: { file: at('lock-extend.lua'), keys: 'variable' },
   vkcInvalidateKey: { file: at('invalidate-key.lua'), keys: 'variable' },
   vkcInvalidateTag: { file: at('invalidate-tag.lua'), keys: 'variable' },
+  vkcTagVersions: { file: at('tag-versions.lua'), keys: 'variable' },
 });
 
 /** `run` (replies as strings/numbers) and `runBuffer` (bulk replies as Buffers, for encoded entries). */
 export type ClientScripts = ReturnType<typeof CLIENT_SCRIPTS.load>;
 export type ClientScript = ClientScripts extends LuaScripts<infer Name> ? Name : never;
 
-/** Registers the client scripts on a connection (EVALSHA, falling back to EVAL). */
-export function loadClientScripts(redis: Redis): ClientScripts {
-  return CLIENT_SCRIPTS.load(redis);
+/**
+ * Registers the client scripts on a connection (EVALSHA, falling back to EVAL). A Cluster has the
+ * same defineCommand and routes each call by its first key; the loader is typed for one server only.
+ */
+export function loadClientScripts(redis: ClientRedis): ClientScripts {
+  return CLIENT_SCRIPTS.load(redis as Redis);
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ClientRedis } from './connection.ts';
 
 /** What `client.stats()` returns: totals since the client was created. */
 export interface ClientStats {
@@ -40,7 +40,7 @@ export interface StatsRecorder {
    * counter). On failure the counts are kept for the next flush: nothing is lost, nothing counted twice
    * unless Redis applied the pipeline and the reply was lost.
    */
-  flush(redis: Redis): Promise<void>;
+  flush(redis: ClientRedis): Promise<void>;
 }
 
 export function createStats(key: string): StatsRecorder {

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import { ViewkeeperError } from '../errors.ts';
 import { viewKeys } from '../redis/keys.ts';
+import type { ClientRedis } from './connection.ts';
 import { type ClientCore, deepFreeze, isUnavailable } from './core.ts';
 import { createGroupReader, type GroupReader } from './group-views.ts';
 import type { L1Ticket } from './l1-cache.ts';
@@ -56,7 +56,7 @@ export type Enqueue = (
 const FAILURE_POLL_MS = 200;
 
 /** `undefined` = the key is missing (a miss); anything else, `null` included, is an answer. */
-type Fetch<T> = (redis: Redis) => Promise<T | undefined>;
+type Fetch<T> = (redis: ClientRedis) => Promise<T | undefined>;
 
 export interface ReadSpec<T> {
   view: ResolvedView;
@@ -233,7 +233,7 @@ export function createViewReader(
   }
 
   /** A zset or json key is missing: built-and-empty (metadata has a version) is an answer, not a miss. */
-  async function builtEmpty(redis: Redis, view: ResolvedView): Promise<boolean> {
+  async function builtEmpty(redis: ClientRedis, view: ResolvedView): Promise<boolean> {
     return (await redis.hexists(viewKeys(core.prefix, view.name).meta, 'version')) === 1;
   }
 

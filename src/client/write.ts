@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
 import { MAX_OP_ID_LENGTH, QUEUES, WRITE_PAYLOAD_LIMIT_BYTES, type WriteOp } from '../contract.ts';
 import { ViewkeeperError } from '../errors.ts';
 import { createQueue } from '../queues/factories.ts';
 import type { SinkDefinition } from '../sinks/define-sink.ts';
 import { validateOp } from '../sinks/fields.ts';
+import type { ClientRedis } from './connection.ts';
 
 // client.write(): validate locally, enqueue durably with group commit (concurrent calls within a
 // short window share one job), then apply the sink's immediate cache effect.
@@ -26,8 +27,12 @@ export interface WriterOptions {
   /** Sink definitions: ops are validated against them before anything is enqueued. Without them only
    * the envelope is checked (object, string id) and the daemon validates fields. */
   sinks?: readonly SinkDefinition[];
-  /** Views Redis: where sinks' immediate cache effects are applied. Without it they are skipped. */
-  redis?: Redis;
+  /**
+   * Views Redis: where sinks' immediate cache effects are applied. Without it they are skipped. On a
+   * Redis Cluster each op's effect is a pipeline of its own, so one op's commands must address keys
+   * served by one node (the keys of one row, or keys sharing a hash tag).
+   */
+  redis?: ClientRedis;
   /** How long the first call of a group waits for companions (ms). 0 = the next tick. @defaultValue 2 */
   windowMs?: number;
   /** Most ops in one job. @defaultValue 1000 */
@@ -154,12 +159,17 @@ export function createWriter(options: WriterOptions): Writer {
   function applyCacheEffects(group: Group): void {
     const effect = sinks?.get(group.sink)?.cache;
     if (!effect || !options.redis) return;
-    try {
-      const pipeline = options.redis.pipeline();
-      for (const op of group.ops) effect(op as never, pipeline);
-      pipeline.exec().catch((error) => options.onCacheError?.(error, group.sink));
-    } catch (error) {
-      options.onCacheError?.(error, group.sink);
+    const redis = options.redis;
+    // A cluster pipeline must stay on one node: one per op there, one for the whole group elsewhere.
+    const batches = redis instanceof Cluster ? group.ops.map((op) => [op]) : [group.ops];
+    for (const ops of batches) {
+      try {
+        const pipeline = redis.pipeline();
+        for (const op of ops) effect(op as never, pipeline);
+        pipeline.exec().catch((error) => options.onCacheError?.(error, group.sink));
+      } catch (error) {
+        options.onCacheError?.(error, group.sink);
+      }
     }
   }
 

@@ -76,7 +76,10 @@ export function clientKeys(prefix: string) {
   return {
     /** A `cached()` entry: codec envelope (see cache-codec.ts). */
     entry: (key: string) => `${prefix}:cache:${key}`,
-    /** Single-flight lock of one `cached()` key: a random token with an expiry. */
+    /**
+     * Single-flight lock of one `cached()` key: a random token with an expiry. On a Redis Cluster the
+     * client names it into its entry's slot instead (src/client/cache-store.ts).
+     */
     lock: (key: string) => `${prefix}:cache-lock:${key}`,
     /** Version counter of one tag; entries remember the versions they were built under. */
     tag: (tag: string) => `${prefix}:tag:${tag}`,

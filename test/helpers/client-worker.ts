@@ -1,8 +1,9 @@
 // A child process holding one viewkeeper client, driven over IPC by test/helpers/client-processes.ts.
 // Each request names an operation; the reply carries its result (or error) and the client's stats.
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { ClientOptions } from '../../src/client/options.ts';
 import { createClient, type ViewkeeperClient } from '../../src/index.ts';
+import { parseRedisTarget } from '../../src/redis/target.ts';
 
 export interface LoaderSpec {
   /** Key INCRed by every loader run: the cross-process count of loads. */
@@ -30,7 +31,15 @@ export interface WorkerReply {
 type Message = { id: number; init?: ClientOptions; counterUrl?: string } & Partial<WorkerRequest>;
 
 let client: ViewkeeperClient | undefined;
-let counter: Redis | undefined;
+let counter: Redis | Cluster | undefined;
+
+/** The counters' connection: the URL may name a cluster (`redis+cluster://`). */
+function connect(url: string): Redis | Cluster {
+  const target = parseRedisTarget(url);
+  return target.kind === 'cluster'
+    ? new Cluster(target.nodes, { redisOptions: { password: target.password } })
+    : new Redis(url);
+}
 
 function loader(spec: LoaderSpec) {
   return async () => {
@@ -47,7 +56,7 @@ function loader(spec: LoaderSpec) {
 async function handle(message: Message): Promise<unknown> {
   if (message.init) {
     client = createClient(message.init);
-    counter = new Redis(message.counterUrl!);
+    counter = connect(message.counterUrl!);
     // Ready means subscribed to the events: before that the L1 is not filled.
     const deadline = Date.now() + 5000;
     while (!client.health().subscribed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));

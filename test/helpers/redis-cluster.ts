@@ -16,6 +16,8 @@ export interface ClusterNode {
 export interface ThrowawayCluster {
   /** `redis://127.0.0.1:<first master>`: any node serves as a seed for ioredis `Cluster`. */
   url: string;
+  /** `redis+cluster://127.0.0.1:<master>,…` (no credentials): the URL viewkeeper takes. */
+  clusterUrl: string;
   /** Every node's port, masters first. */
   ports: number[];
   nodes: ClusterNode[];
@@ -31,11 +33,14 @@ export interface ThrowawayCluster {
   stop(): Promise<void>;
 }
 
-async function cli(port: number, ...args: string[]): Promise<string> {
-  const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], {
-    timeout: 30_000,
-  });
-  return stdout;
+/** The password of `--requirepass` in server args, for redis-cli (through its environment, not argv). */
+function passwordIn(args: readonly string[]): string | undefined {
+  const at = args.indexOf('--requirepass');
+  return at === -1 ? undefined : args[at + 1];
+}
+
+function cliEnv(password: string | undefined): NodeJS.ProcessEnv {
+  return password === undefined ? process.env : { ...process.env, REDISCLI_AUTH: password };
 }
 
 interface NodeEntry {
@@ -88,7 +93,20 @@ function nodeArgs(dir: string, port: number): string[] {
  * master fails over), created with `redis-cli --cluster create`, healthy before it resolves. The
  * caller stops it (also on failure: put `stop()` in `afterAll`).
  */
-export async function startThrowawayCluster(masters = 3): Promise<ThrowawayCluster> {
+export async function startThrowawayCluster(
+  masters = 3,
+  /** Extra server flags for every node; with `--requirepass`, replicas get the same `--masterauth`. */
+  args: string[] = [],
+): Promise<ThrowawayCluster> {
+  const password = passwordIn(args);
+  const extra = password === undefined ? args : [...args, '--masterauth', password];
+  const cli = async (port: number, ...command: string[]): Promise<string> => {
+    const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...command], {
+      timeout: 30_000,
+      env: cliEnv(password),
+    });
+    return stdout;
+  };
   const dir = await mkdtemp(join(tmpdir(), 'vk-cluster-'));
   const nodes: ClusterNode[] = [];
   const stop = async () => {
@@ -98,7 +116,7 @@ export async function startThrowawayCluster(masters = 3): Promise<ThrowawayClust
   try {
     for (let index = 0; index < masters * 2; index++) {
       const port = await freePort();
-      const server = await startThrowawayRedis(port, nodeArgs(dir, port));
+      const server = await startThrowawayRedis(port, [...nodeArgs(dir, port), ...extra]);
       nodes.push({ port, role: index < masters ? 'master' : 'replica', server });
     }
     await run(
@@ -111,7 +129,7 @@ export async function startThrowawayCluster(masters = 3): Promise<ThrowawayClust
         '1',
         '--cluster-yes',
       ],
-      { timeout: 60_000 },
+      { timeout: 60_000, env: cliEnv(password) },
     );
   } catch (error) {
     await stop();
@@ -123,6 +141,10 @@ export async function startThrowawayCluster(masters = 3): Promise<ThrowawayClust
 
   const cluster: ThrowawayCluster = {
     url: `redis://127.0.0.1:${nodes[0]!.port}`,
+    clusterUrl: `redis+cluster://${nodes
+      .slice(0, masters)
+      .map((node) => `127.0.0.1:${node.port}`)
+      .join(',')}`,
     ports: nodes.map((node) => node.port),
     nodes,
     async masterOf(key) {
@@ -140,7 +162,7 @@ export async function startThrowawayCluster(masters = 3): Promise<ThrowawayClust
       await node.server.kill();
     },
     async restart(node) {
-      node.server = await startThrowawayRedis(node.port, nodeArgs(dir, node.port));
+      node.server = await startThrowawayRedis(node.port, [...nodeArgs(dir, node.port), ...extra]);
     },
     async waitHealthy(timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;

@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isViewkeeperError } from '../../src/errors.ts';
 import { createClient } from '../../src/index.ts';
 import { type ClientRedisContext, createClientRedisContext } from '../helpers/client-context.ts';
+import { everyPartScript, runScript } from '../helpers/client-script.ts';
 
 const INDEX = fileURLToPath(new URL('../../src/index.ts', import.meta.url));
 
@@ -14,24 +14,6 @@ beforeAll(async () => {
   ctx = await createClientRedisContext();
 });
 afterAll(() => ctx?.cleanup());
-
-/** Runs an ES module snippet in a fresh Node process; resolves with its exit code (null = killed at the deadline). */
-function runScript(source: string, timeoutMs = 15_000): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', source], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (chunk) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
 
 describe('lifecycle', () => {
   it('a process that only imports the library exits on its own', async () => {
@@ -50,17 +32,7 @@ describe('lifecycle', () => {
       onMiss: 'null',
       statsFlushMs: 50,
     };
-    const result = await runScript(`
-      import { createClient } from ${JSON.stringify(INDEX)};
-      const client = createClient(${JSON.stringify(options)});
-      await client.cached('k', async () => 1, { ttl: 1000, tags: ['t'], staleWhileRevalidate: 1000 });
-      await client.cached('k', async () => 1, { ttl: 1000, tags: ['t'] });
-      await client.invalidateTag('t');
-      await client.hash('stats', { id: 1 });
-      await client.refresh('stats', { id: 1 });
-      await client.write('votes', [{ id: 'op-1', post_id: 1, user_id: 1, value: 1 }]);
-      await client.close();
-    `);
+    const result = await runScript(everyPartScript(options));
     expect(result).toEqual({ code: 0, stderr: '' });
     expect(
       Number(await ctx.redis.hget(`${ctx.prefix}p:client:stats`, 'loader_calls')),
