@@ -25,6 +25,8 @@ export default defineSink<Database>()({
       columns: { post_id: 'bigint', user_id: 'bigint', value: 'smallint', created_at: 'timestamptz' },
       // created_at = when the vote was cast (enqueued), not when the batch happened to commit.
       row: (op) => ({ post_id: op.post_id, user_id: op.user_id, value: op.value, created_at: op.at }),
+      // The row itself says which op it holds: "latest wins" needs no second table per vote.
+      order: 'write_order',
     });
     const changed = [...new Set(written.map((row) => row.post_id as string))];
     if (changed.length === 0) return;
