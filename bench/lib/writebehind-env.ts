@@ -1,3 +1,5 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { seedDemo } from '../../demo/seed.ts';
@@ -37,16 +39,17 @@ export interface WriteBehindEnv {
 }
 
 /** Migrates like `node demo/cli.ts migrate`, reseeds, empties the ledgers and the bench's Redis keys. */
-export async function prepareWriteBehindEnv(): Promise<WriteBehindEnv> {
+export async function prepareWriteBehindEnv({ seed = true } = {}): Promise<WriteBehindEnv> {
   log('preparing vk_bench_wb …');
   await migrateBenchDatabase(WB_DATABASE_URL);
   const handle = createDb(WB_DATABASE_URL, { max: 4, applicationName: 'vkbwb-bench' });
-  const seeded = await seedDemo(handle, { users: WB_USERS, seed: 7 });
-  await sql`truncate viewkeeper.write_ledger, viewkeeper.write_versions, viewkeeper.rejected_ops`.execute(
-    handle.db,
-  );
-  await sql`vacuum (analyze) users, posts, votes`.execute(handle.db);
-  log(`  seeded ${seeded.votes} votes in ${(seeded.ms / 1000).toFixed(1)} s`);
+  if (seed) {
+    const seeded = await seedDemo(handle, { users: WB_USERS, seed: 7 });
+    await sql`vacuum (analyze) users, posts, votes`.execute(handle.db);
+    log(`  seeded ${seeded.votes} votes in ${(seeded.ms / 1000).toFixed(1)} s`);
+  }
+  await sql`truncate viewkeeper.write_ledger, viewkeeper.write_ledger_jobs, viewkeeper.write_versions,
+                viewkeeper.rejected_ops`.execute(handle.db);
   const redis = createRedis(WB_REDIS_URL, { role: 'queue', name: 'vkbwb-producer' });
   await connectRedis(redis, WB_REDIS_URL, 'BENCH_WB_REDIS_URL');
   await clearBenchKeys(redis, [WB_PREFIX], EXTRA_KEYS);
@@ -75,6 +78,12 @@ export async function prepareWriteBehindEnv(): Promise<WriteBehindEnv> {
           await writer.close();
           await daemon.stop();
           await queue.close();
+          if (process.env.BENCH_LOG_LEVEL) {
+            const file = path.join(ROOT, 'bench', 'results', `daemon-${Date.now()}.log`);
+            await mkdir(path.dirname(file), { recursive: true });
+            await writeFile(file, daemon.output());
+            log(`  daemon output: ${file}`);
+          }
         },
       };
     },

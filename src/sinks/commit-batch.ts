@@ -4,7 +4,7 @@ import { describeError } from '../errors.ts';
 import { isTransient } from '../lib/transient.ts';
 import { createSinkTools, type SinkTools } from './apply-helpers.ts';
 import type { SinkDefinition, SinkOp } from './define-sink.ts';
-import { recordOps } from './ledger.ts';
+import { jobKey, recordJobs, recordOps } from './ledger.ts';
 import { compareOrder, orderOf } from './op-order.ts';
 
 // One batch = the ops of many jobs, written in ONE Postgres transaction together with their ledger
@@ -70,6 +70,8 @@ interface Item<J> {
   op: SinkOp;
   job: J;
   jobId: string | undefined;
+  /** The job's ledger key, for sinks with `idempotency: 'job'`. */
+  jobKey: string | undefined;
   /** Jobs that carried the same op id again in this batch: they share this op's fate. */
   twins: J[];
 }
@@ -116,6 +118,14 @@ export async function commitBatch<J>(
       items = [];
       bySink.set(entry.sink, items);
     }
+    if (entry.sink.idempotency === 'job') {
+      // The job is the unit of idempotency: its ops stand on their own, even with an id another job
+      // of the batch carries too.
+      const key = jobKey(entry.jobId, entry.ops[0]!.at.getTime());
+      for (const op of entry.ops)
+        items.push({ op, job: entry.job, jobId: entry.jobId, jobKey: key, twins: [] });
+      continue;
+    }
     for (const op of entry.ops) {
       const id = `${entry.sink.name}\u0000${op.id}`;
       const seen = firstSeen.get(id);
@@ -123,7 +133,7 @@ export async function commitBatch<J>(
         seen.twins.push(entry.job);
         continue;
       }
-      const item: Item<J> = { op, job: entry.job, jobId: entry.jobId, twins: [] };
+      const item: Item<J> = { op, job: entry.job, jobId: entry.jobId, jobKey: undefined, twins: [] };
       firstSeen.set(id, item);
       items.push(item);
     }
@@ -151,17 +161,22 @@ export async function commitBatch<J>(
     const refused: RejectedOpInput[] = [];
     const tools = new Map<SinkDefinition, SinkTools>();
 
-    async function attempt(sink: SinkDefinition, items: Item<J>[]): Promise<void> {
+    /** `recorded`: the items' jobs are in the ledger already (idempotency 'job'): every item is new. */
+    async function attempt(sink: SinkDefinition, items: Item<J>[], recorded = false): Promise<void> {
       const savepoint = sql.raw(`vk_batch_${++savepoints}`); // generated name, not input
       await sql`savepoint ${savepoint}`.execute(trx);
-      let fresh: Set<string>;
+      let fresh: Set<string> | undefined;
       try {
-        fresh = await recordOps(
-          trx,
-          sink.name,
-          items.map((item) => item.op.id),
-        );
-        const toApply = items.filter((item) => fresh.has(item.op.id)).map((item) => item.op);
+        fresh = recorded
+          ? undefined
+          : await recordOps(
+              trx,
+              sink.name,
+              items.map((item) => item.op.id),
+            );
+        const toApply = fresh
+          ? items.filter((item) => fresh!.has(item.op.id)).map((item) => item.op)
+          : items.map((item) => item.op);
         if (toApply.length > 0) {
           let bound = tools.get(sink);
           if (!bound) {
@@ -192,17 +207,13 @@ export async function commitBatch<J>(
           return;
         }
         const middle = Math.ceil(items.length / 2);
-        await attempt(sink, items.slice(0, middle));
-        await attempt(sink, items.slice(middle));
+        await attempt(sink, items.slice(0, middle), recorded);
+        await attempt(sink, items.slice(middle), recorded);
         return;
       }
-      let list = done.get(sink);
-      if (!list) {
-        list = [];
-        done.set(sink, list);
-      }
+      const list = doneList(sink);
       for (const item of items) {
-        const isNew = fresh.has(item.op.id);
+        const isNew = fresh ? fresh.has(item.op.id) : true;
         result.jobs.get(item.job)![isNew ? 'applied' : 'duplicates'] += 1;
         for (const twin of item.twins) result.jobs.get(twin)!.duplicates += 1;
         result[isNew ? 'applied' : 'duplicates'] += 1;
@@ -211,7 +222,38 @@ export async function commitBatch<J>(
       }
     }
 
-    for (const [sink, items] of bySink) await attempt(sink, items);
+    function doneList(sink: SinkDefinition): Item<J>[] {
+      let list = done.get(sink);
+      if (!list) {
+        list = [];
+        done.set(sink, list);
+      }
+      return list;
+    }
+
+    for (const [sink, items] of bySink) {
+      if (sink.idempotency !== 'job') {
+        await attempt(sink, items);
+        continue;
+      }
+      // One ledger row per job, recorded before (and outside) the savepoints that isolate refused
+      // ops: a job split over several attempts is recorded once, and rolls back only with the batch.
+      const jobs = new Map<string, number>();
+      for (const item of items) jobs.set(item.jobKey!, (jobs.get(item.jobKey!) ?? 0) + 1);
+      const fresh = await recordJobs(trx, sink.name, jobs);
+      const toApply: Item<J>[] = [];
+      for (const item of items) {
+        if (fresh.has(item.jobKey!)) {
+          toApply.push(item);
+          continue;
+        }
+        // A job delivered again: its ops are in the database; they still owe their refreshes.
+        result.jobs.get(item.job)!.duplicates += 1;
+        result.duplicates += 1;
+        doneList(sink).push(item);
+      }
+      if (toApply.length > 0) await attempt(sink, toApply, true);
+    }
     await recordRejected(trx, refused);
     result.refreshes = await refreshTargets(trx, done, result.warnings, result.appends, () =>
       sql.raw(`vk_batch_${++savepoints}`),

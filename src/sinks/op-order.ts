@@ -12,6 +12,30 @@ export interface OpOrder {
 
 const orders = new WeakMap<object, OpOrder>();
 const OPS_PER_JOB = 1n << 20n;
+/** On the prototype the ops of one job share (see jobPrototype): the job's part of their order. */
+const JOB = Symbol('viewkeeper.job');
+/** On each op made from a job prototype: its index in the job. */
+const INDEX = Symbol('viewkeeper.opIndex');
+
+interface JobPart {
+  ts: number;
+  base: bigint;
+}
+
+/**
+ * The prototype of the ops of one job: it carries their `at` (the job's enqueue time) and the job's
+ * part of their order, once per job. An op made on it (`Object.create`, then `setIndex`) costs no
+ * per-op `defineProperty` nor WeakMap entry; `at` stays out of JSON and spreads, not being the op's own.
+ */
+export function jobPrototype(jobId: string | undefined, ts: number): object {
+  const { seq } = opOrder(jobId, ts, 0);
+  return { at: new Date(ts), [JOB]: { ts, base: seq } satisfies JobPart };
+}
+
+/** Records `op`'s index in its job (an op made on a jobPrototype). */
+export function setIndex(op: object, index: number): void {
+  (op as { [INDEX]: number })[INDEX] = index;
+}
 
 export function opOrder(jobId: string | undefined, ts: number, index: number): OpOrder {
   const job = jobId !== undefined && /^\d{1,15}$/.test(jobId) ? BigInt(jobId) : 0n;
@@ -23,6 +47,9 @@ export function setOrder(op: object, order: OpOrder): void {
 }
 
 export function orderOf(op: object): OpOrder | undefined {
+  const job = (op as { [JOB]?: JobPart })[JOB];
+  const index = (op as { [INDEX]?: number })[INDEX];
+  if (job !== undefined && index !== undefined) return { ts: job.ts, seq: job.base + BigInt(index) };
   return orders.get(op);
 }
 
