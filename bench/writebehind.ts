@@ -89,9 +89,7 @@ async function naiveWorker(): Promise<void> {
 }
 
 /** The votes sink as the bench runs it: as shipped, or with no refresh targets (the same work). */
-const votesSink = (
-  library: string,
-) => `import base from ${JSON.stringify(path.join(ROOT, 'demo/jobs/sink-votes.ts'))};
+const votesSink = () => `import base from ${JSON.stringify(path.join(ROOT, 'demo/jobs/sink-votes.ts'))};
 // bench: ${flags['with-refreshes'] ? 'as shipped' : 'no refresh targets, the same durable work as the hand-written consumer'}
 export default ${flags['with-refreshes'] ? 'base' : '{ ...base, refresh: [] }'};
 `;

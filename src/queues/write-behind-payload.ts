@@ -2,7 +2,7 @@ import { WRITE_PAYLOAD_LIMIT_BYTES } from '../contract.ts';
 import { ViewkeeperError } from '../errors.ts';
 import type { SinkDefinition, SinkOp } from '../sinks/define-sink.ts';
 import { validateOp } from '../sinks/fields.ts';
-import { jobPrototype, setIndex } from '../sinks/op-order.ts';
+import { addToJob, jobPrototype } from '../sinks/op-order.ts';
 import { show } from '../views/params.ts';
 
 export interface WriteRequest {
@@ -82,7 +82,7 @@ export function parseWriteJob(sinks: ReadonlyMap<string, SinkDefinition>, job: W
       );
     }
     seen.add(op.id);
-    setIndex(op, index);
+    addToJob(prototype, op);
     ops.push(op);
   }
   return { sink, ops };

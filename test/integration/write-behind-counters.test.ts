@@ -8,7 +8,7 @@ import { createQueue } from '../../src/queues/factories.ts';
 import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
 import { type BatchEntry, commitBatch } from '../../src/sinks/commit-batch.ts';
 import { resolveSink, type SinkOp } from '../../src/sinks/define-sink.ts';
-import { jobPrototype, setIndex } from '../../src/sinks/op-order.ts';
+import { addToJob, jobPrototype } from '../../src/sinks/op-order.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { createJobsDir, type DaemonProcess, SRC_INDEX, startDaemon } from '../helpers/daemon.ts';
 
@@ -105,9 +105,9 @@ async function counters(): Promise<Map<string, number>> {
 /** The ops of one job as the daemon's parser makes them (job prototype, index). */
 function jobEntry(jobId: string, timestamp: number, raw: { id: string; key: string; by: number }[]) {
   const prototype = jobPrototype(jobId, timestamp);
-  const ops = raw.map((fields, index) => {
+  const ops = raw.map((fields) => {
     const op = Object.assign(Object.create(prototype), fields) as SinkOp;
-    setIndex(op, index);
+    addToJob(prototype, op);
     return op;
   });
   return { job: jobId, jobId, sink: countersSink, ops } satisfies BatchEntry<string>;
