@@ -23,6 +23,7 @@ import { QUEUES, type WriteBehindJobData } from '../src/contract.ts';
 import { createDb } from '../src/db/create-db.ts';
 import { createQueue } from '../src/queues/factories.ts';
 import { log, ROOT } from './lib/bench-env.ts';
+import { backendPids, type CpuSplit, startCpu } from './lib/cpu.ts';
 import { HAND_LEDGER_DDL, handWrittenVotes } from './lib/hand-written-votes.ts';
 import { sleep, summarize } from './lib/stats.ts';
 import { produce, voteOps, type Workload } from './lib/vote-ops.ts';
@@ -120,13 +121,22 @@ async function main(): Promise<void> {
   await until(daemon, async () => (await ledgerCount()) >= 2000, 50);
   await handWrittenVotes(hand, voteOps(2000, 98, WORKLOAD, WB_USERS, WB_POSTS), BATCH);
 
+  const monitor = new pg.Client({ connectionString: WB_DATABASE_URL, application_name: 'vkbwb-monitor' });
+  await monitor.connect();
   const handMs: number[] = [];
   const oursMs: number[] = [];
+  const cpu: { side: string; split: CpuSplit }[] = [];
   for (let run = 0; run < RUNS; run++) {
     // Alternate who goes first, so a drift in the machine's load falls on both.
     const order = run % 2 === 0 ? ['hand', 'ours'] : ['ours', 'hand'];
     for (const side of order) {
       const ops = voteOps(OPS, 1000 + 2 * run + (side === 'hand' ? 0 : 1), WORKLOAD, WB_USERS, WB_POSTS);
+      // CPU of the process doing the work (this one for the hand-written side, the daemon for ours),
+      // its Postgres backends, Redis, and (ours) this process as the producer.
+      const counting =
+        side === 'hand'
+          ? await startCpu(process.pid, () => backendPids(monitor, 'vkbwb-hand'), env.redis)
+          : await startCpu(daemon.pid, () => backendPids(monitor, 'viewkeeper-daemon'), env.redis);
       if (side === 'hand') {
         const started = performance.now();
         await handWrittenVotes(hand, ops, BATCH);
@@ -138,13 +148,16 @@ async function main(): Promise<void> {
         await until(daemon, async () => (await ledgerCount()) >= base + OPS);
         oursMs.push(performance.now() - started);
       }
+      const split = await counting.stop();
+      cpu.push({ side, split });
       log(
-        `  run ${run + 1} ${side}: ${OPS} ops in ${(side === 'hand' ? handMs : oursMs).at(-1)!.toFixed(0)} ms`,
+        `  run ${run + 1} ${side}: ${OPS} ops in ${(side === 'hand' ? handMs : oursMs).at(-1)!.toFixed(0)} ms; CPU ms node ${split.node.toFixed(0)}, postgres ${split.postgres.toFixed(0)}, redis ${split.redis.toFixed(0)}, producer ${split.bench.toFixed(0)}`,
       );
     }
   }
   await stop();
   await hand.end();
+  await monitor.end();
 
   // The naive consumer on the same data, same producers (jobs of 50 ops, so its concurrency is used).
   const naive = fork(import.meta.filename, ['--naive-worker'], {
@@ -195,7 +208,20 @@ async function main(): Promise<void> {
   mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(
     path.join(ROOT, 'bench', 'results', `writebehind-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
-    `${JSON.stringify({ ops: OPS, batch: BATCH, workload: WORKLOAD, withRefreshes: flags['with-refreshes'], handMs, oursMs, naive: { ops: NAIVE_OPS, ms: naiveMs } }, null, 2)}\n`,
+    `${JSON.stringify(
+      {
+        ops: OPS,
+        batch: BATCH,
+        workload: WORKLOAD,
+        withRefreshes: flags['with-refreshes'],
+        cpu,
+        handMs,
+        oursMs,
+        naive: { ops: NAIVE_OPS, ms: naiveMs },
+      },
+      null,
+      2,
+    )}\n`,
   );
   await env.close();
 }
