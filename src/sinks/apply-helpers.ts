@@ -159,6 +159,12 @@ export function createSinkTools(trx: Transaction<any>, sink: string): SinkTools 
           fail(`upsert into ${spec.table}: update column ${name} is not in columns`);
       }
 
+      if (spec.order !== undefined) {
+        columnRef(spec.order);
+        if (Object.hasOwn(spec.columns, spec.order))
+          fail(`upsert into ${spec.table}: order column ${spec.order} must not be listed in columns`);
+      }
+
       // Newest op per key within the batch.
       const latest = new Map<string, { row: Row; order: OpOrder }>();
       for (const op of ops) {
@@ -181,8 +187,6 @@ export function createSinkTools(trx: Transaction<any>, sink: string): SinkTools 
         // Latest wins across batches, decided in the upsert: an existing row is only overwritten by an
         // op that came after the one it holds. The order is unique per op, so it names the winners.
         const orderColumn = columnRef(spec.order);
-        if (Object.hasOwn(spec.columns, spec.order))
-          fail(`upsert into ${spec.table}: order column ${spec.order} must not be listed in columns`);
         const orders = identities.map((id) => orderNumber(latest.get(id)!.order));
         const withOrder: [string, ColumnType][] = [...columns, [spec.order, 'numeric']];
         const rows = identities.map((id, index) => ({

@@ -3,9 +3,12 @@ import { type RejectedOpInput, recordRejected } from '../db/rejected-ops.ts';
 import { describeError } from '../errors.ts';
 import { isTransient } from '../lib/transient.ts';
 import { createSinkTools, type SinkTools } from './apply-helpers.ts';
+import { type AppendRequest, type RefreshTargetRequest, refreshTargets } from './batch-refreshes.ts';
 import type { SinkDefinition, SinkOp } from './define-sink.ts';
 import { jobKey, recordJobs, recordOps } from './ledger.ts';
 import { compareOrder, orderOf } from './op-order.ts';
+
+export type { AppendRequest, RefreshTargetRequest } from './batch-refreshes.ts';
 
 // One batch = the ops of many jobs, written in ONE Postgres transaction together with their ledger
 // rows. An op that cannot be written (constraint violation, bad value, an exception in the sink's
@@ -34,21 +37,6 @@ export interface JobOutcome {
   duplicates: number;
   /** Ops the sink or the database refused, with a one-line reason each (kept in rejected_ops). */
   rejected: { id: string; reason: string }[];
-}
-
-/** A view to refresh after commit: whole (`params` undefined) or the keys `params` select. */
-export interface RefreshTargetRequest {
-  view: string;
-  params: Record<string, unknown> | undefined;
-  /** 0 = first: the target's position in the sink's `refresh` declaration. */
-  priority: number;
-}
-
-/** Rows to append to a list view after commit (a sink's `{ append }` target). */
-export interface AppendRequest {
-  view: string;
-  rows: Record<string, unknown>[];
-  priority: number;
 }
 
 export interface BatchOutcome<J> {
@@ -255,7 +243,8 @@ export async function commitBatch<J>(
       if (toApply.length > 0) await attempt(sink, toApply, true);
     }
     await recordRejected(trx, refused);
-    result.refreshes = await refreshTargets(trx, done, result.warnings, result.appends, () =>
+    const doneOps = new Map([...done].map(([sink, items]) => [sink, items.map((item) => item.op)]));
+    result.refreshes = await refreshTargets(trx, doneOps, result.warnings, result.appends, () =>
       sql.raw(`vk_batch_${++savepoints}`),
     );
     if (options.leaveToCapture && result.refreshes.length > 0) {
@@ -264,79 +253,4 @@ export async function commitBatch<J>(
     }
   });
   return result;
-}
-
-/**
- * The (view, params) to refresh for the ops that are in the database now — applied in this batch or
- * before (a redelivery after a crash between commit and refresh must still refresh).
- */
-async function refreshTargets<J>(
-  // biome-ignore lint/suspicious/noExplicitAny: any database type
-  trx: Transaction<any>,
-  done: Map<SinkDefinition, Item<J>[]>,
-  warnings: string[],
-  appends: AppendRequest[],
-  nextSavepoint: () => ReturnType<typeof sql.raw>,
-): Promise<RefreshTargetRequest[]> {
-  const targets = new Map<string, RefreshTargetRequest>();
-  let priority = 0;
-  const add = (view: string, params: Record<string, unknown> | undefined) => {
-    const id = `${view}\u0000${params === undefined ? '*' : JSON.stringify(params)}`;
-    const seen = targets.get(id);
-    if (!seen) targets.set(id, { view, params, priority });
-    else seen.priority = Math.min(seen.priority, priority);
-  };
-  for (const [sink, items] of done) {
-    if (items.length === 0) continue;
-    const ops = items.map((item) => item.op);
-    for (const [index, target] of sink.refresh.entries()) {
-      priority = index;
-      if (target.kind === 'full') {
-        add(target.view, undefined);
-        continue;
-      }
-      if (target.kind === 'append') {
-        const rows: Record<string, unknown>[] = [];
-        try {
-          for (const op of ops) {
-            const row = target.row(op);
-            if (row) rows.push(row);
-          }
-        } catch (error) {
-          warnings.push(`sink ${sink.name}: refresh.${target.view} append threw: ${describeError(error)}`);
-          add(target.view, undefined);
-          continue;
-        }
-        if (rows.length > 0) appends.push({ view: target.view, rows, priority });
-        continue;
-      }
-      if (target.kind === 'params') {
-        for (const op of ops) {
-          let produced: ReturnType<typeof target.params>;
-          try {
-            produced = target.params(op);
-          } catch (error) {
-            warnings.push(`sink ${sink.name}: refresh.${target.view} threw: ${describeError(error)}`);
-            add(target.view, undefined);
-            break;
-          }
-          for (const params of Array.isArray(produced) ? produced : produced ? [produced] : [])
-            add(target.view, params);
-        }
-        continue;
-      }
-      const savepoint = nextSavepoint();
-      await sql`savepoint ${savepoint}`.execute(trx);
-      try {
-        for (const params of await target.lookup(trx, ops)) add(target.view, params);
-        await sql`release savepoint ${savepoint}`.execute(trx);
-      } catch (error) {
-        if (isTransient(error)) throw error;
-        await sql`rollback to savepoint ${savepoint}`.execute(trx);
-        warnings.push(`sink ${sink.name}: refresh.${target.view} lookup failed: ${describeError(error)}`);
-        add(target.view, undefined);
-      }
-    }
-  }
-  return [...targets.values()];
 }
