@@ -11,6 +11,8 @@ import { resolveSink, type SinkOp } from '../../src/sinks/define-sink.ts';
 import { addToJob, jobPrototype } from '../../src/sinks/op-order.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { createJobsDir, type DaemonProcess, SRC_INDEX, startDaemon } from '../helpers/daemon.ts';
+import { random } from '../helpers/random.ts';
+import { until } from '../helpers/wait.ts';
 
 // Counters (a sink with `idempotency: 'job'`: one ledger row per job, increments coalesced per key)
 // stay exact: a job committed again is skipped whole, and with real processes — the daemon SIGKILLed
@@ -77,25 +79,6 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
-    await sleep(100);
-  }
-}
-
-/** A deterministic pseudo-random generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function counters(): Promise<Map<string, number>> {
   const { rows } = await sql<{ id: string; n: string }>`select id, n from counters`.execute(ctx.db.db);
@@ -166,8 +149,8 @@ describe('counters (idempotency per job)', () => {
             ops.push({ key, by: next() < 0.8 ? 1 : -1 });
           }
           await until(
-            'the kill due before this point',
             async () => killsDone >= KILL_AT.filter((at) => produced >= OPS * (at + 0.2)).length,
+            'the kill due before this point',
             120_000,
           );
           await writer.write('counters', ops);
@@ -180,11 +163,11 @@ describe('counters (idempotency per job)', () => {
       const kills: number[] = [];
       async function kill(): Promise<void> {
         for (const fraction of KILL_AT) {
-          await until('production progress', async () => produced >= OPS * fraction, 60_000);
+          await until(async () => produced >= OPS * fraction, 'production progress', 60_000);
           // Kill only once this daemon has committed something: it is in the middle of its work.
           await until(
+            () => /write-behind batch committed/.test(daemon.output()),
             'a committed batch',
-            async () => /write-behind batch committed/.test(daemon.output()),
             20_000,
           );
           daemon.child.kill('SIGKILL');
@@ -200,12 +183,12 @@ describe('counters (idempotency per job)', () => {
       expect(kills.every((at) => at < OPS)).toBe(true);
 
       await until(
-        'queue drained',
         async () =>
           Object.values(await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')).every(
             (n) => n === 0,
           ),
-        60_000,
+        'queue drained',
+        { timeoutMs: 60_000, everyMs: 100 },
       );
       expect(await queue.getFailedCount()).toBe(0);
 
