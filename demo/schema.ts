@@ -28,6 +28,8 @@ export interface VotesTable {
   user_id: BigIntColumn;
   value: number;
   created_at: Timestamp;
+  /** The write-behind order of the op whose value the row holds (the votes sink's `order` column). */
+  write_order: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface Database {

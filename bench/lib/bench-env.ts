@@ -12,7 +12,7 @@ import type { DbHandle } from '../../src/db/create-db.ts';
 // Where the refresh benches run: their own database, Redis db and prefix, and the demo data set.
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const PG_BASE = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432';
+export const PG_BASE = process.env.BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432';
 /**
  * BENCH_USERS=N: a smaller data set (N users, the seed's other defaults) in a database and a prefix
  * of its own (`vk_bench_u2000`, `vkbench_u2000`), for a short run on a busy machine; vk_bench and
@@ -40,22 +40,25 @@ export const log = (line: string) => process.stderr.write(`${line}\n`);
  * migration was inserted before one already applied), it is dropped and created again rather than
  * failing the bench.
  */
-export async function migrateBenchDatabase(): Promise<void> {
+export async function migrateBenchDatabase(databaseUrl = DATABASE_URL): Promise<void> {
   try {
-    await migrateDemo(DATABASE_URL);
+    await migrateDemo(databaseUrl);
   } catch (error) {
     if (!/corrupted migrations/.test(String((error as Error).message))) throw error;
-    log('vk_bench migrations are out of order with migrations/: dropping and recreating vk_bench');
-    const admin = new pg.Client({ connectionString: `${PG_BASE}/postgres` });
+    const url = new URL(databaseUrl);
+    const name = url.pathname.slice(1);
+    log(`${name} migrations are out of order with migrations/: dropping and recreating it`);
+    url.pathname = '/postgres';
+    const admin = new pg.Client({ connectionString: url.toString() });
     await admin.connect();
     try {
-      await admin.query('drop database if exists vk_bench with (force)');
+      await admin.query(`drop database if exists ${pg.escapeIdentifier(name)} with (force)`);
     } finally {
       await admin.end();
     }
-    await migrateDemo(DATABASE_URL);
+    await migrateDemo(databaseUrl);
   }
-  await migrateDemo(DATABASE_URL);
+  await migrateDemo(databaseUrl);
 }
 
 /**
@@ -118,12 +121,19 @@ export default defineView()({
 });
 `;
 
+export interface JobsDirOptions {
+  /** Add the `big` view (over `bench_big`, which only vk_bench has). @defaultValue true */
+  big?: boolean;
+  /** Extra definition files, by file name; `library` is the path to import the library from. */
+  extra?: Record<string, (library: string) => string>;
+}
+
 /**
  * The demo's view files (demo/jobs) plus `big`, in a temp folder, for VK_JOBS_DIR. Their `schedule` lines are
  * dropped so cron ticks (trending every minute) cannot land inside a measurement; nothing else
  * changes. node_modules is linked so their `kysely` import resolves to the same module as src's.
  */
-export async function prepareJobsDir(root = ROOT): Promise<string> {
+export async function prepareJobsDir(root = ROOT, options: JobsDirOptions = {}): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'vkbench-jobs-'));
   const library = path.join(root, 'src/index.ts');
   await symlink(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
@@ -135,7 +145,9 @@ export async function prepareJobsDir(root = ROOT): Promise<string> {
       .replace(/^\s*schedule:.*\n/m, '');
     await writeFile(path.join(dir, file), text);
   }
-  await writeFile(path.join(dir, 'big.ts'), BIG_VIEW(library));
+  if (options.big ?? true) await writeFile(path.join(dir, 'big.ts'), BIG_VIEW(library));
+  for (const [file, text] of Object.entries(options.extra ?? {}))
+    await writeFile(path.join(dir, file), text(library));
   return dir;
 }
 
@@ -155,9 +167,9 @@ const VIEW_KEY_PATTERNS = [
  * Empties what the refresh benches own in Redis db 7: everything under `prefixes` and the view keys.
  * Not FLUSHDB: bench/client.ts keeps its own keys (`vkbench_client_*`) in the same database.
  */
-export async function clearBenchKeys(redis: Redis, prefixes: string[]): Promise<number> {
+export async function clearBenchKeys(redis: Redis, prefixes: string[], more: string[] = []): Promise<number> {
   let removed = 0;
-  for (const pattern of [...prefixes.map((prefix) => `${prefix}:*`), ...VIEW_KEY_PATTERNS]) {
+  for (const pattern of [...prefixes.map((prefix) => `${prefix}:*`), ...VIEW_KEY_PATTERNS, ...more]) {
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 5000);

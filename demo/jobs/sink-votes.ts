@@ -13,18 +13,18 @@ export default defineSink<Database>()({
     value: { type: 'integer', oneOf: [1, -1] },
   },
   apply: async (trx, ops, { upsert }) => {
-    const postIds = [...new Set(ops.map((op) => op.post_id))];
-    // Lock the posts first, in id order: a concurrent batch (another daemon) touching the same posts
-    // waits here, so its recount below sees this batch's votes.
-    await sql`select 1 from posts where id = any(${postIds}::bigint[]) order by id for no key update`.execute(
-      trx,
-    );
+    // One votes batch at a time across daemons: a concurrent batch (another daemon) waits here until
+    // this one commits, so its recount below sees this batch's votes. One lock per batch rather than a
+    // row lock per post (which dirtied every post's page before the recount dirtied it again).
+    await sql`select pg_advisory_xact_lock(hashtextextended('demo.sink.votes', 0))`.execute(trx);
     const written = await upsert(ops, {
       table: 'votes',
       key: ['post_id', 'user_id'],
       columns: { post_id: 'bigint', user_id: 'bigint', value: 'smallint', created_at: 'timestamptz' },
       // created_at = when the vote was cast (enqueued), not when the batch happened to commit.
       row: (op) => ({ post_id: op.post_id, user_id: op.user_id, value: op.value, created_at: op.at }),
+      // The row itself says which op it holds: "latest wins" needs no second table per vote.
+      order: 'write_order',
     });
     const changed = [...new Set(written.map((row) => row.post_id as string))];
     if (changed.length === 0) return;

@@ -31,6 +31,15 @@ export interface WriteLedgerTable {
   applied_at: Generated<Date>;
 }
 
+/** Per applied job of a sink with `idempotency: 'job'` (counters): the job, not each op, is recorded. */
+export interface WriteLedgerJobsTable {
+  sink: string;
+  /** `{job id}@{job timestamp}`. */
+  job_key: string;
+  ops: number;
+  applied_at: Generated<Date>;
+}
+
 /** Per upserted key, the order of the op whose value it holds (latest wins across batches). */
 export interface WriteVersionsTable {
   sink: string;
@@ -84,6 +93,7 @@ export interface CaptureFailuresTable {
 export interface ViewkeeperDatabase {
   'viewkeeper.refresh_runs': RefreshRunsTable;
   'viewkeeper.write_ledger': WriteLedgerTable;
+  'viewkeeper.write_ledger_jobs': WriteLedgerJobsTable;
   'viewkeeper.write_versions': WriteVersionsTable;
   'viewkeeper.rejected_ops': RejectedOpsTable;
   'viewkeeper.capture_outbox': CaptureOutboxTable;

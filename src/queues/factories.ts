@@ -65,6 +65,13 @@ export function undecodableReason(job: Job): string | undefined {
   return undecodable.get(job);
 }
 
+const storedBytes = new WeakMap<Job, number>();
+
+/** UTF-8 bytes of the job's data as stored in Redis (taken by this module's workers), if known. */
+export function storedDataBytes(job: Job): number | undefined {
+  return storedBytes.get(job);
+}
+
 /**
  * BullMQ (6.x) moves a job to active in Redis and only then parses its `data` field, in
  * `Job.fromJSON` called from the worker's protected `createJob`. Data that is not JSON (written by
@@ -76,7 +83,10 @@ export function undecodableReason(job: Job): string | undefined {
 class DecodingWorker<Data, Result> extends Worker<Data, Result> {
   protected override createJob(json: JobJson, jobId: string): Job<Data, Result> {
     try {
-      return super.createJob(json, jobId);
+      const job = super.createJob(json, jobId);
+      // Measured on the stored text, so a consumer checking the size need not serialise it again.
+      if (typeof json.data === 'string') storedBytes.set(job, Buffer.byteLength(json.data));
+      return job;
     } catch (error) {
       if (!(error instanceof SyntaxError)) throw error;
       const job = super.createJob({ ...json, data: 'null' }, jobId);

@@ -2,7 +2,7 @@ import { WRITE_PAYLOAD_LIMIT_BYTES } from '../contract.ts';
 import { ViewkeeperError } from '../errors.ts';
 import type { SinkDefinition, SinkOp } from '../sinks/define-sink.ts';
 import { validateOp } from '../sinks/fields.ts';
-import { opOrder, setOrder } from '../sinks/op-order.ts';
+import { addToJob, jobPrototype } from '../sinks/op-order.ts';
 import { show } from '../views/params.ts';
 
 export interface WriteRequest {
@@ -17,6 +17,8 @@ export interface WriteJobLike {
   name: string;
   data: unknown;
   timestamp: number;
+  /** Bytes of the job's data as stored, when known (saves serialising it again to measure it). */
+  dataBytes?: number;
 }
 
 const ALLOWED_KEYS = new Set(['ops']);
@@ -27,11 +29,13 @@ const ALLOWED_KEYS = new Set(['ops']);
  * E_SINK_UNKNOWN) with one line naming the problem and the value.
  */
 export function parseWriteJob(sinks: ReadonlyMap<string, SinkDefinition>, job: WriteJobLike): WriteRequest {
-  let size: number;
-  try {
-    size = Buffer.byteLength(JSON.stringify(job.data) ?? '');
-  } catch {
-    throw new ViewkeeperError('E_BAD_PAYLOAD', 'job data cannot be serialised as JSON');
+  let size = job.dataBytes;
+  if (size === undefined) {
+    try {
+      size = Buffer.byteLength(JSON.stringify(job.data) ?? '');
+    } catch {
+      throw new ViewkeeperError('E_BAD_PAYLOAD', 'job data cannot be serialised as JSON');
+    }
   }
   if (size > WRITE_PAYLOAD_LIMIT_BYTES) {
     throw new ViewkeeperError(
@@ -68,8 +72,9 @@ export function parseWriteJob(sinks: ReadonlyMap<string, SinkDefinition>, job: W
   }
   const seen = new Set<string>();
   const ops: SinkOp[] = [];
+  const prototype = jobPrototype(job.id, job.timestamp);
   for (let index = 0; index < raw.length; index++) {
-    const op = validateOp(sink.name, sink.fields, raw[index], `op ${index}`) as SinkOp;
+    const op = validateOp(sink.name, sink.fields, raw[index], `op ${index}`, prototype) as SinkOp;
     if (seen.has(op.id)) {
       throw new ViewkeeperError(
         'E_BAD_PAYLOAD',
@@ -77,8 +82,7 @@ export function parseWriteJob(sinks: ReadonlyMap<string, SinkDefinition>, job: W
       );
     }
     seen.add(op.id);
-    Object.defineProperty(op, 'at', { value: new Date(job.timestamp), enumerable: false });
-    setOrder(op, opOrder(job.id, job.timestamp, index));
+    addToJob(prototype, op);
     ops.push(op);
   }
   return { sink, ops };

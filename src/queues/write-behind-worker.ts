@@ -20,7 +20,7 @@ import { refreshTargetProblems } from '../sinks/refresh-targets.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { RefreshEngine } from '../views/refresh-engine.ts';
 import type { Registry } from '../views/registry.ts';
-import { createWorker, undecodableReason } from './factories.ts';
+import { createWorker, storedDataBytes, undecodableReason } from './factories.ts';
 import { parseWriteJob, sinksOf, type WriteRequest } from './write-behind-payload.ts';
 
 export interface WriteBehindWorkerOptions {
@@ -215,7 +215,13 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
     }
     let request: WriteRequest;
     try {
-      request = parseWriteJob(sinks, job);
+      request = parseWriteJob(sinks, {
+        id: job.id,
+        name: job.name,
+        data: job.data,
+        timestamp: job.timestamp,
+        dataBytes: storedDataBytes(job),
+      });
     } catch (error) {
       reject(job, token, describeError(error));
       return;

@@ -49,6 +49,15 @@ export interface UpsertSpec<O> {
   row?: (op: O) => Row;
   /** Columns overwritten when the row exists. @defaultValue every column not in `key` */
   update?: readonly string[];
+  /**
+   * A `numeric` column of the table (not listed in `columns`) where the upsert keeps the order of the
+   * op whose values the row holds, so "latest wins" across batches is decided by the row itself, in
+   * the upsert's own statement. Without it the order of every upserted key is kept in a table of
+   * viewkeeper's (`write_versions`): one more row written per key. A row whose column is null (written
+   * by something else) is older than any op.
+   * @defaultValue none: orders are kept in viewkeeper.write_versions
+   */
+  order?: string;
 }
 
 export interface IncrementSpec {
@@ -122,6 +131,10 @@ function unnestRows(columns: [string, ColumnType][], rows: Row[]): RawBuilder<un
 }
 
 const VERSIONS = sql`viewkeeper.write_versions`;
+/** An op's order as one number (decimal text, for a numeric column): job time, then seq (< 10^25). */
+function orderNumber(order: OpOrder): string {
+  return (BigInt(order.ts) * 10n ** 25n + order.seq).toString();
+}
 
 // biome-ignore lint/suspicious/noExplicitAny: sinks bring their own database types
 export function createSinkTools(trx: Transaction<any>, sink: string): SinkTools {
@@ -146,6 +159,12 @@ export function createSinkTools(trx: Transaction<any>, sink: string): SinkTools 
           fail(`upsert into ${spec.table}: update column ${name} is not in columns`);
       }
 
+      if (spec.order !== undefined) {
+        columnRef(spec.order);
+        if (Object.hasOwn(spec.columns, spec.order))
+          fail(`upsert into ${spec.table}: order column ${spec.order} must not be listed in columns`);
+      }
+
       // Newest op per key within the batch.
       const latest = new Map<string, { row: Row; order: OpOrder }>();
       for (const op of ops) {
@@ -159,6 +178,29 @@ export function createSinkTools(trx: Transaction<any>, sink: string): SinkTools 
       if (latest.size === 0) return [];
       // One lock order for every transaction (sorted keys): concurrent batches cannot deadlock.
       const identities = [...latest.keys()].sort();
+
+      const names = sql.join(columns.map(([name]) => columnRef(name)));
+      const conflict = sql.join(key.map(columnRef));
+      const assignments = update.map((name) => sql`${columnRef(name)} = excluded.${columnRef(name)}`);
+
+      if (spec.order !== undefined) {
+        // Latest wins across batches, decided in the upsert: an existing row is only overwritten by an
+        // op that came after the one it holds. The order is unique per op, so it names the winners.
+        const orderColumn = columnRef(spec.order);
+        const orders = identities.map((id) => orderNumber(latest.get(id)!.order));
+        const withOrder: [string, ColumnType][] = [...columns, [spec.order, 'numeric']];
+        const rows = identities.map((id, index) => ({
+          ...latest.get(id)!.row,
+          [spec.order!]: orders[index],
+        }));
+        const won = await sql<{ vk_order: string }>`
+          insert into ${table} (${names}, ${orderColumn}) ${unnestRows(withOrder, rows)}
+          on conflict (${conflict}) do update set ${sql.join([...assignments, sql`${orderColumn} = excluded.${orderColumn}`])}
+          where ${table}.${orderColumn} is null or ${table}.${orderColumn} < excluded.${orderColumn}
+          returning ${orderColumn}::text as vk_order`.execute(trx);
+        const winners = new Set(won.rows.map((row) => row.vk_order));
+        return identities.filter((_, index) => winners.has(orders[index]!)).map((id) => latest.get(id)!.row);
+      }
 
       // Latest wins across batches too: a key's stored version only moves forward, and only the keys
       // whose version this batch advanced are written.
@@ -174,12 +216,7 @@ export function createSinkTools(trx: Transaction<any>, sink: string): SinkTools 
       const rows = identities.filter((id) => winners.has(id)).map((id) => latest.get(id)!.row);
       if (rows.length === 0) return [];
 
-      const names = sql.join(columns.map(([name]) => columnRef(name)));
-      const conflict = sql.join(key.map(columnRef));
-      const action =
-        update.length === 0
-          ? sql`do nothing`
-          : sql`do update set ${sql.join(update.map((name) => sql`${columnRef(name)} = excluded.${columnRef(name)}`))}`;
+      const action = update.length === 0 ? sql`do nothing` : sql`do update set ${sql.join(assignments)}`;
       await sql`insert into ${table} (${names}) ${unnestRows(columns, rows)} on conflict (${conflict}) ${action}`.execute(
         trx,
       );

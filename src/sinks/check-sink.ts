@@ -69,7 +69,10 @@ async function tableProblems(session: ReadOnlySession, call: Recorded): Promise<
   if (!found.ok) return [`${call.kind} table ${table}: ${describeError(found.error)}`];
   const columns = found.value;
   if (!columns) return [`${call.kind} table ${table} does not exist`];
-  const wanted = call.kind === 'upsert' ? Object.keys(call.spec.columns) : [call.spec.key, call.spec.column];
+  const wanted =
+    call.kind === 'upsert'
+      ? [...Object.keys(call.spec.columns), ...(call.spec.order === undefined ? [] : [call.spec.order])]
+      : [call.spec.key, call.spec.column];
   const absent = wanted.filter((column) => !columns.includes(column));
   if (absent.length > 0) return [`${call.kind} ${table}: no column ${absent.join(', ')} in ${table}`];
   if (call.kind === 'increment') return [];

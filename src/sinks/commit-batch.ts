@@ -3,9 +3,12 @@ import { type RejectedOpInput, recordRejected } from '../db/rejected-ops.ts';
 import { describeError } from '../errors.ts';
 import { isTransient } from '../lib/transient.ts';
 import { createSinkTools, type SinkTools } from './apply-helpers.ts';
+import { type AppendRequest, type RefreshTargetRequest, refreshTargets } from './batch-refreshes.ts';
 import type { SinkDefinition, SinkOp } from './define-sink.ts';
-import { recordOps } from './ledger.ts';
+import { jobKey, recordJobs, recordOps } from './ledger.ts';
 import { compareOrder, orderOf } from './op-order.ts';
+
+export type { AppendRequest, RefreshTargetRequest } from './batch-refreshes.ts';
 
 // One batch = the ops of many jobs, written in ONE Postgres transaction together with their ledger
 // rows. An op that cannot be written (constraint violation, bad value, an exception in the sink's
@@ -36,21 +39,6 @@ export interface JobOutcome {
   rejected: { id: string; reason: string }[];
 }
 
-/** A view to refresh after commit: whole (`params` undefined) or the keys `params` select. */
-export interface RefreshTargetRequest {
-  view: string;
-  params: Record<string, unknown> | undefined;
-  /** 0 = first: the target's position in the sink's `refresh` declaration. */
-  priority: number;
-}
-
-/** Rows to append to a list view after commit (a sink's `{ append }` target). */
-export interface AppendRequest {
-  view: string;
-  rows: Record<string, unknown>[];
-  priority: number;
-}
-
 export interface BatchOutcome<J> {
   jobs: Map<J, JobOutcome>;
   /** Rows the committed ops (new or already applied) append to list views. */
@@ -70,6 +58,8 @@ interface Item<J> {
   op: SinkOp;
   job: J;
   jobId: string | undefined;
+  /** The job's ledger key, for sinks with `idempotency: 'job'`. */
+  jobKey: string | undefined;
   /** Jobs that carried the same op id again in this batch: they share this op's fate. */
   twins: J[];
 }
@@ -116,6 +106,14 @@ export async function commitBatch<J>(
       items = [];
       bySink.set(entry.sink, items);
     }
+    if (entry.sink.idempotency === 'job') {
+      // The job is the unit of idempotency: its ops stand on their own, even with an id another job
+      // of the batch carries too.
+      const key = jobKey(entry.jobId, entry.ops[0]!.at.getTime());
+      for (const op of entry.ops)
+        items.push({ op, job: entry.job, jobId: entry.jobId, jobKey: key, twins: [] });
+      continue;
+    }
     for (const op of entry.ops) {
       const id = `${entry.sink.name}\u0000${op.id}`;
       const seen = firstSeen.get(id);
@@ -123,7 +121,7 @@ export async function commitBatch<J>(
         seen.twins.push(entry.job);
         continue;
       }
-      const item: Item<J> = { op, job: entry.job, jobId: entry.jobId, twins: [] };
+      const item: Item<J> = { op, job: entry.job, jobId: entry.jobId, jobKey: undefined, twins: [] };
       firstSeen.set(id, item);
       items.push(item);
     }
@@ -151,17 +149,22 @@ export async function commitBatch<J>(
     const refused: RejectedOpInput[] = [];
     const tools = new Map<SinkDefinition, SinkTools>();
 
-    async function attempt(sink: SinkDefinition, items: Item<J>[]): Promise<void> {
+    /** `recorded`: the items' jobs are in the ledger already (idempotency 'job'): every item is new. */
+    async function attempt(sink: SinkDefinition, items: Item<J>[], recorded = false): Promise<void> {
       const savepoint = sql.raw(`vk_batch_${++savepoints}`); // generated name, not input
       await sql`savepoint ${savepoint}`.execute(trx);
-      let fresh: Set<string>;
+      let fresh: Set<string> | undefined;
       try {
-        fresh = await recordOps(
-          trx,
-          sink.name,
-          items.map((item) => item.op.id),
-        );
-        const toApply = items.filter((item) => fresh.has(item.op.id)).map((item) => item.op);
+        fresh = recorded
+          ? undefined
+          : await recordOps(
+              trx,
+              sink.name,
+              items.map((item) => item.op.id),
+            );
+        const toApply = fresh
+          ? items.filter((item) => fresh!.has(item.op.id)).map((item) => item.op)
+          : items.map((item) => item.op);
         if (toApply.length > 0) {
           let bound = tools.get(sink);
           if (!bound) {
@@ -192,17 +195,13 @@ export async function commitBatch<J>(
           return;
         }
         const middle = Math.ceil(items.length / 2);
-        await attempt(sink, items.slice(0, middle));
-        await attempt(sink, items.slice(middle));
+        await attempt(sink, items.slice(0, middle), recorded);
+        await attempt(sink, items.slice(middle), recorded);
         return;
       }
-      let list = done.get(sink);
-      if (!list) {
-        list = [];
-        done.set(sink, list);
-      }
+      const list = doneList(sink);
       for (const item of items) {
-        const isNew = fresh.has(item.op.id);
+        const isNew = fresh ? fresh.has(item.op.id) : true;
         result.jobs.get(item.job)![isNew ? 'applied' : 'duplicates'] += 1;
         for (const twin of item.twins) result.jobs.get(twin)!.duplicates += 1;
         result[isNew ? 'applied' : 'duplicates'] += 1;
@@ -211,9 +210,41 @@ export async function commitBatch<J>(
       }
     }
 
-    for (const [sink, items] of bySink) await attempt(sink, items);
+    function doneList(sink: SinkDefinition): Item<J>[] {
+      let list = done.get(sink);
+      if (!list) {
+        list = [];
+        done.set(sink, list);
+      }
+      return list;
+    }
+
+    for (const [sink, items] of bySink) {
+      if (sink.idempotency !== 'job') {
+        await attempt(sink, items);
+        continue;
+      }
+      // One ledger row per job, recorded before (and outside) the savepoints that isolate refused
+      // ops: a job split over several attempts is recorded once, and rolls back only with the batch.
+      const jobs = new Map<string, number>();
+      for (const item of items) jobs.set(item.jobKey!, (jobs.get(item.jobKey!) ?? 0) + 1);
+      const fresh = await recordJobs(trx, sink.name, jobs);
+      const toApply: Item<J>[] = [];
+      for (const item of items) {
+        if (fresh.has(item.jobKey!)) {
+          toApply.push(item);
+          continue;
+        }
+        // A job delivered again: its ops are in the database; they still owe their refreshes.
+        result.jobs.get(item.job)!.duplicates += 1;
+        result.duplicates += 1;
+        doneList(sink).push(item);
+      }
+      if (toApply.length > 0) await attempt(sink, toApply, true);
+    }
     await recordRejected(trx, refused);
-    result.refreshes = await refreshTargets(trx, done, result.warnings, result.appends, () =>
+    const doneOps = new Map([...done].map(([sink, items]) => [sink, items.map((item) => item.op)]));
+    result.refreshes = await refreshTargets(trx, doneOps, result.warnings, result.appends, () =>
       sql.raw(`vk_batch_${++savepoints}`),
     );
     if (options.leaveToCapture && result.refreshes.length > 0) {
@@ -222,79 +253,4 @@ export async function commitBatch<J>(
     }
   });
   return result;
-}
-
-/**
- * The (view, params) to refresh for the ops that are in the database now — applied in this batch or
- * before (a redelivery after a crash between commit and refresh must still refresh).
- */
-async function refreshTargets<J>(
-  // biome-ignore lint/suspicious/noExplicitAny: any database type
-  trx: Transaction<any>,
-  done: Map<SinkDefinition, Item<J>[]>,
-  warnings: string[],
-  appends: AppendRequest[],
-  nextSavepoint: () => ReturnType<typeof sql.raw>,
-): Promise<RefreshTargetRequest[]> {
-  const targets = new Map<string, RefreshTargetRequest>();
-  let priority = 0;
-  const add = (view: string, params: Record<string, unknown> | undefined) => {
-    const id = `${view}\u0000${params === undefined ? '*' : JSON.stringify(params)}`;
-    const seen = targets.get(id);
-    if (!seen) targets.set(id, { view, params, priority });
-    else seen.priority = Math.min(seen.priority, priority);
-  };
-  for (const [sink, items] of done) {
-    if (items.length === 0) continue;
-    const ops = items.map((item) => item.op);
-    for (const [index, target] of sink.refresh.entries()) {
-      priority = index;
-      if (target.kind === 'full') {
-        add(target.view, undefined);
-        continue;
-      }
-      if (target.kind === 'append') {
-        const rows: Record<string, unknown>[] = [];
-        try {
-          for (const op of ops) {
-            const row = target.row(op);
-            if (row) rows.push(row);
-          }
-        } catch (error) {
-          warnings.push(`sink ${sink.name}: refresh.${target.view} append threw: ${describeError(error)}`);
-          add(target.view, undefined);
-          continue;
-        }
-        if (rows.length > 0) appends.push({ view: target.view, rows, priority });
-        continue;
-      }
-      if (target.kind === 'params') {
-        for (const op of ops) {
-          let produced: ReturnType<typeof target.params>;
-          try {
-            produced = target.params(op);
-          } catch (error) {
-            warnings.push(`sink ${sink.name}: refresh.${target.view} threw: ${describeError(error)}`);
-            add(target.view, undefined);
-            break;
-          }
-          for (const params of Array.isArray(produced) ? produced : produced ? [produced] : [])
-            add(target.view, params);
-        }
-        continue;
-      }
-      const savepoint = nextSavepoint();
-      await sql`savepoint ${savepoint}`.execute(trx);
-      try {
-        for (const params of await target.lookup(trx, ops)) add(target.view, params);
-        await sql`release savepoint ${savepoint}`.execute(trx);
-      } catch (error) {
-        if (isTransient(error)) throw error;
-        await sql`rollback to savepoint ${savepoint}`.execute(trx);
-        warnings.push(`sink ${sink.name}: refresh.${target.view} lookup failed: ${describeError(error)}`);
-        add(target.view, undefined);
-      }
-    }
-  }
-  return [...targets.values()];
 }

@@ -62,6 +62,15 @@ export interface SinkOptions<DB, F extends FieldsSpec> {
    * hash), so readers see the write before the database has it. Commands go on `redis`, a pipeline.
    */
   cache?: (op: OpOf<F>, redis: ChainableCommander) => void;
+  /**
+   * What the idempotency ledger records. `'op'`: every op id, so an op is applied once whichever job
+   * carries it (a producer may send an id again). `'job'`: one row per BullMQ job, for sinks whose
+   * ops are many and small (counters): a job delivered again (daemon killed, lock lost) is skipped
+   * whole, at the cost of one ledger row per job instead of one per op; an op id sent again by the
+   * producer in a new job is applied again. Choose it only when producers never re-send ops.
+   * @defaultValue 'op'
+   */
+  idempotency?: 'op' | 'job';
 }
 
 /** A refresh target after validation. */
@@ -81,6 +90,8 @@ export interface SinkDefinition {
   apply: (trx: Transaction<any>, ops: SinkOp[], tools: SinkTools) => Promise<void>;
   refresh: ResolvedRefresh[];
   cache: ((op: OpOf<FieldsSpec>, redis: ChainableCommander) => void) | undefined;
+  /** See SinkOptions.idempotency; absent = 'op'. */
+  idempotency?: 'op' | 'job';
 }
 
 function fail(name: string, message: string): never {
@@ -106,6 +117,10 @@ export function resolveSink(options: SinkOptions<unknown, FieldsSpec>): SinkDefi
     fail(name, 'apply must be a function (trx, ops, tools) => Promise');
   if (options.cache !== undefined && typeof options.cache !== 'function') {
     fail(name, 'cache must be a function (op, redis) => void');
+  }
+  const idempotency = options.idempotency ?? 'op';
+  if (idempotency !== 'op' && idempotency !== 'job') {
+    fail(name, `idempotency must be 'op' or 'job', got ${JSON.stringify(idempotency)}`);
   }
   const refresh: ResolvedRefresh[] = [];
   for (const [view, target] of Object.entries(options.refresh ?? {})) {
@@ -136,5 +151,6 @@ export function resolveSink(options: SinkOptions<unknown, FieldsSpec>): SinkDefi
     apply: options.apply as SinkDefinition['apply'],
     refresh,
     cache: options.cache as SinkDefinition['cache'],
+    idempotency,
   };
 }

@@ -170,6 +170,8 @@ export function validateOp(
   fields: ResolvedField[],
   raw: unknown,
   where: string,
+  /** The prototype of the op returned (the daemon's ops share their job's). @defaultValue Object.prototype */
+  prototype?: object,
 ): OpOf<FieldsSpec> {
   const bad = (message: string): never => {
     throw new ViewkeeperError('E_BAD_PAYLOAD', `${where} of sink ${JSON.stringify(sink)}: ${message}`);
@@ -183,7 +185,8 @@ export function validateOp(
   }
   const idProblem = unstorableText(id as string);
   if (idProblem) bad(`"id" ${show(id)} ${idProblem}`);
-  const out: Record<string, unknown> = { id };
+  const out: Record<string, unknown> = prototype ? Object.create(prototype) : {};
+  out.id = id;
   for (const name of Object.keys(op)) {
     if (name !== 'id' && !fields.some((field) => field.name === name)) {
       bad(
