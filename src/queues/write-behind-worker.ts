@@ -98,6 +98,9 @@ export const WRITE_BEHIND_DEFAULTS = {
   maxStarts: 25,
 } as const;
 
+/** Backlog entries listed in a job's result at most (each job of a batch carries the batch's list). */
+const MAX_OWED_IN_RESULT = 100;
+
 type WriteJob = Job<WriteBehindJobData, WriteBehindJobResult>;
 
 interface Held {
@@ -401,8 +404,13 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
 
     // The refresh debt is recorded before the jobs complete: a crash in between redelivers the jobs,
     // whose ops are then skipped by the ledger but still mark their views.
+    let receipt: WriteBehindJobResult['refresh'];
     try {
-      await backlog.mark([...outcome.refreshes, ...(await appendToLists(outcome.appends))]);
+      const { seq, members } = await backlog.mark([
+        ...outcome.refreshes,
+        ...(await appendToLists(outcome.appends)),
+      ]);
+      if (seq > 0) receipt = { seq, ...(members.length <= MAX_OWED_IN_RESULT ? { owed: members } : {}) };
     } catch (error) {
       logger.error(
         { jobs: batch.length, reason: describeError(error) },
@@ -426,7 +434,12 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
             );
           }
           await entry.job.moveToCompleted(
-            { applied: result.applied, duplicates: result.duplicates, rejected: result.rejected },
+            {
+              applied: result.applied,
+              duplicates: result.duplicates,
+              rejected: result.rejected,
+              ...(receipt ? { refresh: receipt } : {}),
+            },
             entry.token,
             false,
           );
