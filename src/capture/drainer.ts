@@ -46,6 +46,8 @@ export const DRAINER_DEFAULTS = { batchSize: 5000, pollMs: 2000 } as const;
 const BATCH_STATEMENTS = 500;
 /** How long drain counts are kept (capture status reports the last 5 minutes). */
 const COUNT_TTL_S = 3600;
+/** How long a drain receipt is kept for a writer waiting on it. */
+const RECEIPT_TTL_S = 600;
 
 export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDrainer {
   const logger = options.logger.child({ component: 'capture' });
@@ -70,7 +72,8 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
       const { targets, failures } = await mapChanges(options.db, options.tables, rows);
       const mappedMs = performance.now() - started;
       await recordCaptureFailures(trx, failures);
-      await options.backlog.mark(targets);
+      const { seq } = await options.backlog.mark(targets);
+      await writeReceipts(statements, seq);
       const markedMs = performance.now() - started;
       await deleteOutbox(
         trx,
@@ -96,6 +99,21 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
       );
       return { statements: statements.length, rows: rows.length };
     });
+  }
+
+  /**
+   * For the transactions of the batch that asked for one (a write-behind commit whose refreshes
+   * capture brings, see write-behind-worker.ts), records the backlog mark covering their changes.
+   * One round trip when nobody asked.
+   */
+  async function writeReceipts(statements: { txid: string }[], seq: number): Promise<void> {
+    const txids = [...new Set(statements.map((statement) => statement.txid))];
+    const watched = await options.redis.mget(txids.map((txid) => keys.watch(txid)));
+    const asked = txids.filter((_, i) => watched[i] !== null);
+    if (asked.length === 0) return;
+    const pipeline = options.redis.pipeline();
+    for (const txid of asked) pipeline.set(keys.receipt(txid), seq, 'EX', RECEIPT_TTL_S);
+    await pipeline.exec();
   }
 
   async function count(rows: number): Promise<void> {

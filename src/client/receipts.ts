@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { refreshReceiptKeys } from '../redis/keys.ts';
+import { captureKeys, refreshReceiptKeys } from '../redis/keys.ts';
 
 // Waiting for refreshes the daemon owes, by the refresh backlog's receipts (sinks/scripts/*.lua):
 // every mark takes a sequence number, and each owed entry keeps its earliest mark not yet covered
@@ -8,10 +8,14 @@ import { refreshReceiptKeys } from '../redis/keys.ts';
 // hot entry marked again and again does not starve the wait: the first run claimed after `seq`
 // settles it. Polled, because the receipt changes after the run's event is published.
 
-/** A mark to wait for: `owed` entries, or (without them) every entry marked up to `seq`. */
+/**
+ * A mark to wait for: `owed` entries, or (without them) every entry marked up to `seq`; with
+ * `capture`, also the mark the drainer records for that transaction's captured changes.
+ */
 export interface Receipt {
   seq: number;
   owed?: readonly string[];
+  capture?: string;
 }
 
 /** Whether every refresh the receipts owe has been written. */
@@ -45,13 +49,34 @@ export async function latestMark(redis: Redis, prefix: string): Promise<number> 
   return Number((await redis.get(refreshReceiptKeys(prefix).seq)) ?? 0);
 }
 
+/**
+ * The mark covering transaction `txid`'s captured changes, once a drainer has recorded it (see
+ * capture/drainer.ts); undefined if `deadline` passes first.
+ */
+async function captureMark(redis: Redis, prefix: string, txid: string, deadline: number) {
+  for (let pause = 2; ; pause = Math.min(50, pause * 1.5)) {
+    const seq = await redis.get(captureKeys(prefix).receipt(txid));
+    if (seq !== null) return Number(seq);
+    const left = deadline - Date.now();
+    if (left <= 0) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+  }
+}
+
 /** Polls until the receipts are settled (true) or `deadline` (epoch ms) passes (false). */
 export async function waitForReceipts(
   redis: Redis,
   prefix: string,
-  receipts: readonly Receipt[],
+  given: readonly Receipt[],
   deadline: number,
 ): Promise<boolean> {
+  const receipts = [...given];
+  for (const { capture } of given) {
+    if (capture === undefined) continue;
+    const seq = await captureMark(redis, prefix, capture, deadline);
+    if (seq === undefined) return false;
+    receipts.push({ seq });
+  }
   if (receipts.length === 0) return true;
   for (let pause = 2; ; pause = Math.min(50, pause * 1.5)) {
     if (await receiptsSettled(redis, prefix, receipts)) return true;

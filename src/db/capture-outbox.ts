@@ -14,6 +14,8 @@ export interface OutboxRow {
   op: string;
   columns: string[];
   keys: (string | null)[][];
+  /** The writing transaction (pg_current_xact_id(), as text). */
+  txid: string;
   created_at: Date;
 }
 
@@ -67,7 +69,7 @@ type Db = Kysely<any> | Transaction<any>;
  */
 export async function claimOutbox(trx: Db, limit: number, maxKeys: number): Promise<OutboxRow[]> {
   const { rows } = await sql<OutboxRow & { total: string }>`
-    select id, table_name, op, columns, keys, created_at,
+    select id, table_name, op, columns, keys, txid::text as txid, created_at,
            sum(coalesce(array_length(keys, 1), 0)) over (order by id) as total
     from (select * from viewkeeper.capture_outbox order by id limit ${limit} for update skip locked) claimed
     order by id`.execute(trx);
@@ -77,6 +79,12 @@ export async function claimOutbox(trx: Db, limit: number, maxKeys: number): Prom
     out.push(row);
   }
   return out;
+}
+
+/** The id of the transaction `trx` runs in, as text (what the outbox rows it writes carry). */
+export async function currentTxid(trx: Db): Promise<string> {
+  const { rows } = await sql<{ txid: string }>`select pg_current_xact_id()::text as txid`.execute(trx);
+  return rows[0]!.txid;
 }
 
 export async function deleteOutbox(trx: Db, ids: string[]): Promise<void> {

@@ -131,5 +131,12 @@ export function captureKeys(prefix: string) {
   return {
     /** Outbox rows drained during one minute (epoch minute), by all daemons; kept an hour. */
     drained: (minute: number) => `${prefix}:capture:drained:${minute}`,
+    /**
+     * Set (with a TTL) inside a write-behind commit that leaves refreshes to capture: asks the
+     * drainer for a receipt of transaction `txid`…
+     */
+    watch: (txid: string) => `${prefix}:capture:watch:${txid}`,
+    /** …which it writes once the transaction's changes are marked: the backlog mark that covers them. */
+    receipt: (txid: string) => `${prefix}:capture:receipt:${txid}`,
   };
 }

@@ -83,12 +83,12 @@ describe('write until', () => {
       );
       // Redis as it is the moment the promise resolved (one round trip, before the refreshes could
       // land if the wait were early)…
-      const [[, votesNow], [, statsNow], [, scoreNow]] = (await ctx.redis
+      const [votesNow, statsNow, scoreNow] = (await ctx.redis
         .multi()
         .get(`post_votes:${post}`)
         .hget(`user_stats:${author}`, 'total_upvotes')
         .zscore('trending:24h', post)
-        .exec())!;
+        .exec())!.map(([, value]) => value);
       const { rows } = await sql<{ votes: string; upvotes: string; day: string }>`
         select (select sum(value)::text from votes where post_id = ${post}) as votes,
                (select sum(value)::text from votes where post_id = ${post}
