@@ -30,6 +30,16 @@ export interface CaptureDrainerOptions {
   batchSize?: number;
   /** Longest wait between looks at the outbox without a notification. @defaultValue 2000 */
   pollMs?: number;
+  /** Told about every drained batch (metrics); must not throw. */
+  observer?: CaptureObserver;
+}
+
+/** What the operations surface learns from the drainer: counts, and failures by view. No keys. */
+export interface CaptureObserver {
+  /** A batch committed: the captured statements and the changed rows (distinct keys) it drained. */
+  drained(statements: number, rows: number): void;
+  /** Changed rows of `view` whose mapping failed in that batch (the view is rebuilt whole). */
+  failed(view: string, count: number): void;
 }
 
 export interface CaptureDrainer {
@@ -61,11 +71,11 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
   let closing: Promise<void> | undefined;
 
   /** One batch; returns how many statements and changed rows it drained. */
-  async function drainBatch(): Promise<{ statements: number; rows: number }> {
+  async function drainBatch(): Promise<{ statements: number; rows: number; failures: { view: string }[] }> {
     const started = performance.now();
     return options.db.transaction().execute(async (trx) => {
       const statements = await claimOutbox(trx, BATCH_STATEMENTS, batchSize);
-      if (statements.length === 0) return { statements: 0, rows: 0 };
+      if (statements.length === 0) return { statements: 0, rows: 0, failures: [] };
       const claimedMs = performance.now() - started;
       const rows = changedRows(statements);
       // Lookups run on the pool, not in this transaction: a failing lookup must not abort it.
@@ -97,7 +107,7 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
         },
         'drained captured changes',
       );
-      return { statements: statements.length, rows: rows.length };
+      return { statements: statements.length, rows: rows.length, failures };
     });
   }
 
@@ -116,6 +126,14 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
     await pipeline.exec();
   }
 
+  function observe(drained: { statements: number; rows: number; failures: { view: string }[] }): void {
+    if (!options.observer) return;
+    options.observer.drained(drained.statements, drained.rows);
+    const byView = new Map<string, number>();
+    for (const { view } of drained.failures) byView.set(view, (byView.get(view) ?? 0) + 1);
+    for (const [view, n] of byView) options.observer.failed(view, n);
+  }
+
   async function count(rows: number): Promise<void> {
     const key = keys.drained(Math.floor(Date.now() / 60_000));
     await options.redis.multi().incrby(key, rows).expire(key, COUNT_TTL_S).exec();
@@ -129,6 +147,7 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
         const drained = await drainBatch();
         failuresInARow = 0;
         if (drained.rows > 0) await count(drained.rows).catch(() => undefined);
+        if (drained.statements > 0) observe(drained);
         if (drained.statements > 0) continue; // more may be waiting: look again at once
       } catch (error) {
         failuresInARow += 1;
