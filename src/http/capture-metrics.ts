@@ -44,30 +44,34 @@ export function registerCaptureMetrics(
     );
     return read;
   }
-  new Gauge({
-    name: `${P}capture_outbox_statements`,
-    help: 'Captured statements waiting in the outbox (committed, not yet drained): the outbox depth.',
-    registers,
-    async collect() {
-      this.set((await outbox())?.depth ?? 0);
-    },
-  });
-  new Gauge({
-    name: `${P}capture_outbox_rows`,
-    help: 'Changed rows (distinct keys) the waiting captured statements hold.',
-    registers,
-    async collect() {
-      this.set((await outbox())?.rows ?? 0);
-    },
-  });
-  new Gauge({
-    name: `${P}capture_oldest_change_age_seconds`,
-    help: 'Age of the oldest change waiting in the outbox, by the database clock (0 when empty): the capture lag.',
-    registers,
-    async collect() {
-      this.set((await outbox())?.oldestAgeSeconds ?? 0);
-    },
-  });
+  const gauges: [string, string, (stats: OutboxStats) => number | null][] = [
+    [
+      'capture_outbox_statements',
+      'Captured statements waiting in the outbox (committed, not yet drained): the outbox depth.',
+      (stats) => stats.depth,
+    ],
+    [
+      'capture_outbox_rows',
+      'Changed rows (distinct keys) the waiting captured statements hold.',
+      (stats) => stats.rows,
+    ],
+    [
+      'capture_oldest_change_age_seconds',
+      'Age of the oldest change waiting in the outbox, by the database clock (0 when empty): the capture lag.',
+      (stats) => stats.oldestAgeSeconds,
+    ],
+  ];
+  for (const [name, help, pick] of gauges) {
+    new Gauge({
+      name: `${P}${name}`,
+      help,
+      registers,
+      async collect() {
+        const stats = await outbox();
+        this.set((stats && pick(stats)) ?? 0);
+      },
+    });
+  }
 
   return {
     drained(drainedStatements, rows) {

@@ -8,6 +8,7 @@ import { loadRegistry } from '../../src/views/registry.ts';
 import { installCapture, otherApp, rebuildAll, startInProcess } from '../helpers/capture.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { JOBS_DIR, loadDemoViews, seedSmall } from '../helpers/views.ts';
+import { rejection } from '../helpers/wait.ts';
 
 // Read your writes through change capture. "Another app" writes with plain pg and calls
 // client.afterCommit() after its COMMIT: the moment it resolves, Redis shows what the transaction
@@ -68,15 +69,6 @@ async function vote(db: pg.Client, post?: string): Promise<{ post: string; total
     [pair.post],
   );
   return { post: pair.post, total, txid };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('afterCommit', () => {

@@ -9,6 +9,7 @@ import { loadRegistry } from '../../src/views/registry.ts';
 import { rebuildAll, startInProcess } from '../helpers/capture.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { actualContent, expectedContent, JOBS_DIR, loadDemoViews, seedSmall } from '../helpers/views.ts';
+import { rejection } from '../helpers/wait.ts';
 
 // write(sink, ops, { until }): read your writes through write-behind. 'committed' resolves once the
 // ops are in Postgres, 'refreshed' once Redis shows every view they touch; a refused op rejects the
@@ -50,15 +51,6 @@ async function voteValue(post: string, user: string): Promise<number | undefined
   const { rows } = await sql<{ value: number }>`
     select value from votes where post_id = ${post} and user_id = ${user}`.execute(ctx.db.db);
   return rows[0]?.value;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('write until', () => {
