@@ -81,10 +81,19 @@ export async function claimOutbox(trx: Db, limit: number, maxKeys: number): Prom
   return out;
 }
 
-/** The id of the transaction `trx` runs in, as text (what the outbox rows it writes carry). */
-export async function currentTxid(trx: Db): Promise<string> {
-  const { rows } = await sql<{ txid: string }>`select pg_current_xact_id()::text as txid`.execute(trx);
-  return rows[0]!.txid;
+/**
+ * The id of the transaction `trx` runs in (as text, what its outbox rows carry) when it has written
+ * outbox rows so far, else undefined. Read from the transaction's own statistics, not the outbox
+ * (which has no index on txid).
+ */
+export async function capturingTxid(trx: Db): Promise<string | undefined> {
+  const { rows } = await sql<{ txid: string; captured: boolean }>`
+    select pg_current_xact_id()::text as txid,
+           coalesce((select n_tup_ins > 0 from pg_stat_xact_user_tables
+                     where schemaname = 'viewkeeper' and relname = 'capture_outbox'), false) as captured`.execute(
+    trx,
+  );
+  return rows[0]!.captured ? rows[0]!.txid : undefined;
 }
 
 export async function deleteOutbox(trx: Db, ids: string[]): Promise<void> {

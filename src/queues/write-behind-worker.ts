@@ -2,7 +2,7 @@ import { type Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { QUEUES, type WriteBehindJobData, type WriteBehindJobResult } from '../contract.ts';
-import { currentTxid } from '../db/capture-outbox.ts';
+import { capturingTxid } from '../db/capture-outbox.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
 import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
@@ -342,9 +342,11 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
   /**
    * Inside a commit that leaves refreshes to change capture: asks the drainer for a receipt of this
    * transaction (before it commits, so its captured rows cannot be drained first) and returns its id.
+   * A transaction that captured nothing (every op a duplicate) owes capture nothing: undefined.
    */
   async function askCaptureReceipt(trx: Parameters<NonNullable<typeof options.leaveToCapture>>[0]) {
-    const txid = await currentTxid(trx);
+    const txid = await capturingTxid(trx);
+    if (txid === undefined) return undefined;
     await options.connection.set(captureKeys(options.prefix).watch(txid), '1', 'EX', CAPTURE_WATCH_TTL_S);
     return txid;
   }

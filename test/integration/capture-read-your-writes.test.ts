@@ -140,6 +140,19 @@ describe('afterCommit', () => {
     }
   });
 
+  it("a write-behind op sent again (a duplicate: nothing written, nothing captured) still resolves 'refreshed'", async () => {
+    const { post, user } = await one<{ post: string; user: string }>(
+      app,
+      `select p.id as post, u.id as "user" from posts p, users u
+       where not exists (select 1 from votes v where v.post_id = p.id and v.user_id = u.id) order by random() limit 1`,
+    );
+    const op = { id: `ryw-dup-${post}-${user}`, post_id: post, user_id: user, value: 1 };
+    await client.write('votes', op, { until: 'refreshed', timeoutMs: 15_000 });
+    const started = Date.now();
+    await client.write('votes', op, { until: 'refreshed', timeoutMs: 15_000 });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   it('with no daemon draining it rejects at its timeout, naming the transaction', async () => {
     for (const daemon of daemons.splice(0)) await daemon.stop();
     const { txid } = await vote(app);
