@@ -49,7 +49,8 @@ export interface Writer {
   /**
    * Validates `ops` and enqueues them on the write-behind queue; resolves with their ids once Redis
    * has accepted the job(s) carrying them (and the sink's cache effect was applied). Ops of one call
-   * over `maxOps`/`maxBytes` are spread over several jobs.
+   * over `maxOps`/`maxBytes` are spread over several jobs. With `wait`, resolves once the daemon has
+   * done what it asks instead (write-wait.ts).
    *
    * @example const [id] = await writer.write('votes', { post_id: 7, user_id: 42, value: 1 });
    */
