@@ -106,6 +106,14 @@ export interface WriteBehindJobResult {
    * operator retries or drops them (`viewkeeper rejected …`).
    */
   rejected: { id: string; reason: string }[];
+  /**
+   * The refreshes the job's batch owes, as a receipt to wait on (`write(…, { until: 'refreshed' })`):
+   * `seq` is the backlog mark that recorded them, `owed` the backlog entries (left out when the batch
+   * owed more than a hundred: then every entry marked up to `seq` is waited for); `capture`, the
+   * commit's transaction id when change capture brings some of its refreshes (the drainer then
+   * writes a receipt for it). Absent when the batch owed no refresh.
+   */
+  refresh?: { seq: number; owed?: string[]; capture?: string };
 }
 
 /** Largest write-behind job data accepted (JSON bytes). */

@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'E_SINK_UNKNOWN'
   | 'E_TIMEOUT'
   | 'E_JOB_FAILED'
+  /** A write-behind op the sink or the database refused (kept in viewkeeper.rejected_ops). */
+  | 'E_OP_REJECTED'
   /** Redis did not answer in time, the client's circuit breaker is open, or the client is closed. */
   | 'E_UNAVAILABLE'
   /** The HTTP surface could not listen on VK_HTTP_HOST:VK_HTTP_PORT (in use, not allowed). */

@@ -30,6 +30,16 @@ export interface CaptureDrainerOptions {
   batchSize?: number;
   /** Longest wait between looks at the outbox without a notification. @defaultValue 2000 */
   pollMs?: number;
+  /** Told about every drained batch (metrics); must not throw. */
+  observer?: CaptureObserver;
+}
+
+/** What the operations surface learns from the drainer: counts, and failures by view. No keys. */
+export interface CaptureObserver {
+  /** A batch committed: the captured statements and the changed rows (distinct keys) it drained. */
+  drained(statements: number, rows: number): void;
+  /** Changed rows of `view` whose mapping failed in that batch (the view is rebuilt whole). */
+  failed(view: string, count: number): void;
 }
 
 export interface CaptureDrainer {
@@ -46,6 +56,8 @@ export const DRAINER_DEFAULTS = { batchSize: 5000, pollMs: 2000 } as const;
 const BATCH_STATEMENTS = 500;
 /** How long drain counts are kept (capture status reports the last 5 minutes). */
 const COUNT_TTL_S = 3600;
+/** How long a drain receipt is kept for a writer waiting on it. */
+const RECEIPT_TTL_S = 600;
 
 export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDrainer {
   const logger = options.logger.child({ component: 'capture' });
@@ -59,18 +71,19 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
   let closing: Promise<void> | undefined;
 
   /** One batch; returns how many statements and changed rows it drained. */
-  async function drainBatch(): Promise<{ statements: number; rows: number }> {
+  async function drainBatch(): Promise<{ statements: number; rows: number; failures: { view: string }[] }> {
     const started = performance.now();
     return options.db.transaction().execute(async (trx) => {
       const statements = await claimOutbox(trx, BATCH_STATEMENTS, batchSize);
-      if (statements.length === 0) return { statements: 0, rows: 0 };
+      if (statements.length === 0) return { statements: 0, rows: 0, failures: [] };
       const claimedMs = performance.now() - started;
       const rows = changedRows(statements);
       // Lookups run on the pool, not in this transaction: a failing lookup must not abort it.
       const { targets, failures } = await mapChanges(options.db, options.tables, rows);
       const mappedMs = performance.now() - started;
       await recordCaptureFailures(trx, failures);
-      await options.backlog.mark(targets);
+      const { seq } = await options.backlog.mark(targets);
+      await writeReceipts(statements, seq);
       const markedMs = performance.now() - started;
       await deleteOutbox(
         trx,
@@ -94,8 +107,31 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
         },
         'drained captured changes',
       );
-      return { statements: statements.length, rows: rows.length };
+      return { statements: statements.length, rows: rows.length, failures };
     });
+  }
+
+  /**
+   * For the transactions of the batch that asked for one (a write-behind commit whose refreshes
+   * capture brings, see write-behind-worker.ts), records the backlog mark covering their changes.
+   * One round trip when nobody asked.
+   */
+  async function writeReceipts(statements: { txid: string }[], seq: number): Promise<void> {
+    const txids = [...new Set(statements.map((statement) => statement.txid))];
+    const watched = await options.redis.mget(txids.map((txid) => keys.watch(txid)));
+    const asked = txids.filter((_, i) => watched[i] !== null);
+    if (asked.length === 0) return;
+    const pipeline = options.redis.pipeline();
+    for (const txid of asked) pipeline.set(keys.receipt(txid), seq, 'EX', RECEIPT_TTL_S);
+    await pipeline.exec();
+  }
+
+  function observe(drained: { statements: number; rows: number; failures: { view: string }[] }): void {
+    if (!options.observer) return;
+    options.observer.drained(drained.statements, drained.rows);
+    const byView = new Map<string, number>();
+    for (const { view } of drained.failures) byView.set(view, (byView.get(view) ?? 0) + 1);
+    for (const [view, n] of byView) options.observer.failed(view, n);
   }
 
   async function count(rows: number): Promise<void> {
@@ -111,6 +147,7 @@ export function createCaptureDrainer(options: CaptureDrainerOptions): CaptureDra
         const drained = await drainBatch();
         failuresInARow = 0;
         if (drained.rows > 0) await count(drained.rows).catch(() => undefined);
+        if (drained.statements > 0) observe(drained);
         if (drained.statements > 0) continue; // more may be waiting: look again at once
       } catch (error) {
         failuresInARow += 1;

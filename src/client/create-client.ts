@@ -8,6 +8,7 @@ import { createQueue, createQueueEvents } from '../queues/factories.ts';
 import { closeRedis, createRedis } from '../redis/connections.ts';
 import { clientKeys, eventsKey } from '../redis/keys.ts';
 import { isClusterUrl } from '../redis/target.ts';
+import { type AfterCommitOptions, afterCommit, type SqlQueryable } from './after-commit.ts';
 import type { BreakerState } from './breaker.ts';
 import { createCacheStore } from './cache-store.ts';
 import { type CachedOptions, createCacheAside, EVENTS_MAX_LEN, type Loader } from './cached.ts';
@@ -25,6 +26,7 @@ import { type ClientStats, createStats } from './stats.ts';
 import { resolveViews, type ViewMap, type ViewParams, type ViewsOfShape } from './view-descriptors.ts';
 import { createViewReader, type ScoredMember, type ViewReadOptions, type ZsetReadOptions } from './views.ts';
 import { createWriter, type WriteInput, type Writer } from './write.ts';
+import type { WriteWaitOptions } from './write-wait.ts';
 
 export interface RefreshOptions {
   /** Wait for the daemon to finish the run (a job of its own, not coalesced). @defaultValue false */
@@ -152,10 +154,22 @@ export interface ViewkeeperClient<V extends ViewMap = any> {
   /**
    * Write-behind: hands ops to the daemon's write-behind queue for sink `sink` (`id` = idempotency
    * key; a UUID when left out). Concurrent calls are group-committed into one job
-   * (src/client/write.ts). Resolves with the op ids once Redis has accepted them.
+   * (src/client/write.ts). Resolves with the op ids once Redis has accepted them — or, with `until`
+   * (sinks given in the options only), once the daemon has committed them (`'committed'`) or also
+   * written every view refresh they owe (`'refreshed'`); rejects with `E_OP_REJECTED` and the
+   * daemon's reason if one was refused, `E_TIMEOUT` after `timeoutMs` (the ops stay queued).
    * @example await client.write('votes', { id: 'vote-7-42', post_id: 7, user_id: 42, value: 1 });
+   * @example await client.write('votes', { post_id: 7, user_id: 42, value: 1 }, { until: 'refreshed' });
    */
-  write(sink: string, ops: WriteInput | readonly WriteInput[]): Promise<string[]>;
+  write(sink: string, ops: WriteInput | readonly WriteInput[], wait?: WriteWaitOptions): Promise<string[]>;
+  /**
+   * Read your writes for an app writing captured tables with its own SQL: call after its COMMIT;
+   * resolves once change capture has drained the transaction's changes (`txid` from
+   * `select pg_current_xact_id()::text` inside it; without it, every change captured so far) and the
+   * refreshes they owe are written. `db` is the app's `pg` Pool or Client.
+   * @example await client.afterCommit(pool, { txid, timeoutMs: 5000 });
+   */
+  afterCommit(db: SqlQueryable, options?: AfterCommitOptions): Promise<void>;
   /** Counters since creation (also added to `{prefix}:client:stats` in Redis periodically). */
   stats(): ClientStats;
   health(): ClientHealth;
@@ -391,7 +405,7 @@ export function createClient<const V extends ViewMap = ViewMap>(
     invalidate: (key) => cache.invalidate(key),
     invalidateTag: (tag) => cache.invalidateTag(tag),
 
-    async write(sink, ops) {
+    async write(sink, ops, wait) {
       ensureOpen();
       writer ??= createWriter({
         connection: queueRedis(),
@@ -402,11 +416,18 @@ export function createClient<const V extends ViewMap = ViewMap>(
         onCacheError: (error, name) =>
           logger.warn({ sink: name, reason: describeError(error) }, 'write-behind cache effect failed'),
       });
+      // A wait bounds itself by its own timeoutMs.
+      if (wait !== undefined) return writer.write(sink, ops, wait);
       return within(
         writer.write(sink, ops),
         resolved.commandTimeoutMs,
         unavailable(`write to ${sink}`, resolved.commandTimeoutMs),
       );
+    },
+
+    afterCommit(db, commitOptions) {
+      ensureOpen();
+      return afterCommit(db, queueRedis(), prefix, commitOptions);
     },
 
     stats: () => stats.snapshot(),

@@ -10,6 +10,7 @@ export type {
   ViewEvent,
 } from '../contract.ts';
 export { type ErrorCode, ViewkeeperError } from '../errors.ts';
+export type { AfterCommitOptions, SqlQueryable } from './after-commit.ts';
 export type { CachedOptions, Loader } from './cached.ts';
 export {
   type ClientHealth,
@@ -24,3 +25,4 @@ export type { ClientStats } from './stats.ts';
 export type { NamedViewDescriptor, ViewDescriptor, ViewMap, ViewParams } from './view-descriptors.ts';
 export type { ScoredMember, ViewReadOptions, ZsetReadOptions } from './views.ts';
 export type { WriteInput } from './write.ts';
+export type { WriteWaitOptions } from './write-wait.ts';

@@ -1,12 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import type { Queue } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
 import { Cluster, type Redis } from 'ioredis';
-import { MAX_OP_ID_LENGTH, QUEUES, WRITE_PAYLOAD_LIMIT_BYTES, type WriteOp } from '../contract.ts';
+import {
+  MAX_OP_ID_LENGTH,
+  QUEUES,
+  WRITE_PAYLOAD_LIMIT_BYTES,
+  type WriteBehindJobResult,
+  type WriteOp,
+} from '../contract.ts';
 import { ViewkeeperError } from '../errors.ts';
 import { createQueue } from '../queues/factories.ts';
 import type { SinkDefinition } from '../sinks/define-sink.ts';
 import { validateOp } from '../sinks/fields.ts';
 import type { ClientRedis } from './connection.ts';
+import { createWriteWaits, type WriteWaitOptions } from './write-wait.ts';
 
 // client.write(): validate locally, enqueue durably with group commit (concurrent calls within a
 // short window share one job), then apply the sink's immediate cache effect.
@@ -47,19 +54,22 @@ export interface Writer {
   /**
    * Validates `ops` and enqueues them on the write-behind queue; resolves with their ids once Redis
    * has accepted the job(s) carrying them (and the sink's cache effect was applied). Ops of one call
-   * over `maxOps`/`maxBytes` are spread over several jobs.
+   * over `maxOps`/`maxBytes` are spread over several jobs. With `wait`, resolves once the daemon has
+   * done what it asks instead (write-wait.ts).
    *
    * @example const [id] = await writer.write('votes', { post_id: 7, user_id: 42, value: 1 });
    */
-  write(sink: string, ops: WriteInput | readonly WriteInput[]): Promise<string[]>;
+  write(sink: string, ops: WriteInput | readonly WriteInput[], wait?: WriteWaitOptions): Promise<string[]>;
   /** Enqueues what is waiting for its window, then closes the queue if the writer built it. */
   close(): Promise<void>;
 }
 
 export const WRITER_DEFAULTS = { windowMs: 2, maxOps: 1000, maxBytes: 512 * 1024 } as const;
 
+type WriteJob = Job<{ ops: WriteOp[] }, WriteBehindJobResult>;
+
 interface Waiter {
-  resolve: () => void;
+  resolve: (job: WriteJob) => void;
   reject: (error: unknown) => void;
 }
 
@@ -86,6 +96,7 @@ export function createWriter(options: WriterOptions): Writer {
   const open = new Map<string, Group>();
   const inFlight = new Set<Promise<void>>();
   let closed = false;
+  const waits = createWriteWaits({ queue, connection: options.connection, prefix: options.prefix ?? 'vk' });
 
   function check(sink: string, input: WriteInput | readonly WriteInput[]): WriteOp[] {
     if (typeof sink !== 'string' || !/^[a-z][a-z0-9_]{0,63}$/.test(sink)) {
@@ -143,14 +154,15 @@ export function createWriter(options: WriterOptions): Writer {
     clearTimeout(group.timer);
     if (open.get(group.sink) === group) open.delete(group.sink);
     const sent = (async () => {
+      let job: WriteJob;
       try {
-        await queue.add(group.sink, { ops: group.ops });
+        job = (await queue.add(group.sink, { ops: group.ops })) as WriteJob;
       } catch (error) {
         for (const waiter of group.waiters) waiter.reject(error);
         return;
       }
       applyCacheEffects(group);
-      for (const waiter of group.waiters) waiter.resolve();
+      for (const waiter of group.waiters) waiter.resolve(job);
     })();
     inFlight.add(sent);
     sent.finally(() => inFlight.delete(sent));
@@ -191,15 +203,16 @@ export function createWriter(options: WriterOptions): Writer {
   }
 
   return {
-    write(sink, input) {
+    write(sink, input, wait) {
       if (closed) return Promise.reject(new ViewkeeperError('E_UNAVAILABLE', 'the writer is closed'));
       let ops: WriteOp[];
       try {
         ops = check(sink, input);
+        if (wait !== undefined) waits.check(sink, wait, sinks);
       } catch (error) {
         return Promise.reject(error);
       }
-      const acks: Promise<void>[] = [];
+      const acks: Promise<WriteJob>[] = [];
       let current: Group | undefined;
       for (const op of ops) {
         const bytes = Buffer.byteLength(JSON.stringify(op)) + 1;
@@ -214,7 +227,7 @@ export function createWriter(options: WriterOptions): Writer {
         const group = groupFor(sink, op, bytes);
         if (group !== current) {
           current = group;
-          acks.push(new Promise<void>((resolve, reject) => group.waiters.push({ resolve, reject })));
+          acks.push(new Promise<WriteJob>((resolve, reject) => group.waiters.push({ resolve, reject })));
         }
         group.ops.push(op);
         group.ids.add(op.id);
@@ -222,13 +235,16 @@ export function createWriter(options: WriterOptions): Writer {
       }
       // A group filled by this call need not wait for its window.
       if (current && (current.ops.length >= maxOps || current.bytes >= maxBytes)) flush(current);
-      return Promise.all(acks).then(() => ops.map((op) => op.id));
+      const ids = ops.map((op) => op.id);
+      if (wait === undefined) return Promise.all(acks).then(() => ids);
+      return waits.wait(sink, ids, acks, wait);
     },
     async close() {
       if (closed) return;
       closed = true;
       for (const group of [...open.values()]) flush(group);
       await Promise.allSettled([...inFlight]);
+      await waits.close();
       if (ownQueue) await queue.close();
     },
   };

@@ -234,6 +234,7 @@ export function createDaemon(options: DaemonOptions): Daemon {
             prefix: config.prefix,
             logger,
             pollMs: config.capturePollMs,
+            observer: instruments?.capture,
           });
           releases.push('capture drainer', () => drainer.close(shutdownTimeoutMs));
           const listener = createListener({

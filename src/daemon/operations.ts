@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
+import type { CaptureObserver } from '../capture/drainer.ts';
 import type { ResolvedConfig } from '../config/config.ts';
 import { QUEUES } from '../contract.ts';
 import type { ReadReplica } from '../db/read-replica.ts';
@@ -57,6 +58,7 @@ export interface Operations {
   instrument(parts: InstrumentParts): {
     refresh: RefreshObserver;
     writeBehind: WriteBehindObserver;
+    capture: CaptureObserver;
     tick(view: string, outcome: string): void;
     attach(): void;
   };
@@ -131,6 +133,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
         memory: () => memory.bytes(),
         version: packageVersion(),
         replica: parts.replica,
+        db: parts.db,
       });
       const history = createHistory({
         queues: parts.queues,
@@ -143,6 +146,7 @@ export async function startOperations(options: OperationsOptions): Promise<Opera
       return {
         refresh: fanOut(metrics.refresh, history.refresh),
         writeBehind: fanOut(metrics.writeBehind, history.writeBehind),
+        capture: metrics.capture,
         tick: metrics.tick,
         attach() {
           surface.attach({

@@ -14,6 +14,8 @@ export interface OutboxRow {
   op: string;
   columns: string[];
   keys: (string | null)[][];
+  /** The writing transaction (pg_current_xact_id(), as text). */
+  txid: string;
   created_at: Date;
 }
 
@@ -67,7 +69,7 @@ type Db = Kysely<any> | Transaction<any>;
  */
 export async function claimOutbox(trx: Db, limit: number, maxKeys: number): Promise<OutboxRow[]> {
   const { rows } = await sql<OutboxRow & { total: string }>`
-    select id, table_name, op, columns, keys, created_at,
+    select id, table_name, op, columns, keys, txid::text as txid, created_at,
            sum(coalesce(array_length(keys, 1), 0)) over (order by id) as total
     from (select * from viewkeeper.capture_outbox order by id limit ${limit} for update skip locked) claimed
     order by id`.execute(trx);
@@ -77,6 +79,21 @@ export async function claimOutbox(trx: Db, limit: number, maxKeys: number): Prom
     out.push(row);
   }
   return out;
+}
+
+/**
+ * The id of the transaction `trx` runs in (as text, what its outbox rows carry) when it has written
+ * outbox rows so far, else undefined. Read from the transaction's own statistics, not the outbox
+ * (which has no index on txid).
+ */
+export async function capturingTxid(trx: Db): Promise<string | undefined> {
+  const { rows } = await sql<{ txid: string; captured: boolean }>`
+    select pg_current_xact_id()::text as txid,
+           coalesce((select n_tup_ins > 0 from pg_stat_xact_user_tables
+                     where schemaname = 'viewkeeper' and relname = 'capture_outbox'), false) as captured`.execute(
+    trx,
+  );
+  return rows[0]!.captured ? rows[0]!.txid : undefined;
 }
 
 export async function deleteOutbox(trx: Db, ids: string[]): Promise<void> {

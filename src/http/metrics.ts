@@ -1,12 +1,16 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { CaptureObserver } from '../capture/drainer.ts';
 import type { ReadReplica } from '../db/read-replica.ts';
+import type { ViewkeeperDatabase } from '../db/schema.ts';
 import type { WriteBehindObserver } from '../queues/write-behind-worker.ts';
 import { viewKeys } from '../redis/keys.ts';
 import { refreshBacklogKey } from '../sinks/refresh-backlog.ts';
 import type { RefreshObserver } from '../views/observed-engine.ts';
 import type { Registry as Definitions } from '../views/registry.ts';
+import { registerCaptureMetrics } from './capture-metrics.ts';
 import { readClientTotals } from './status-document.ts';
 
 export interface MetricsOptions {
@@ -26,12 +30,15 @@ export interface MetricsOptions {
   version: string;
   /** The read replica (DATABASE_READ_URL): its gauges exist only when it is configured. */
   replica?: ReadReplica;
+  /** Postgres, for the change-capture outbox gauges (read at every scrape). */
+  db?: Kysely<ViewkeeperDatabase>;
 }
 
 export interface Metrics {
   register: Registry;
   refresh: RefreshObserver;
   writeBehind: WriteBehindObserver;
+  capture: CaptureObserver;
   tick(view: string, outcome: string): void;
 }
 
@@ -265,8 +272,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     });
   }
 
+  const capture = registerCaptureMetrics(register, options.db);
+
   return {
     register,
+    capture,
     refresh: {
       finished(run) {
         runs.inc({ view: run.view, kind: run.kind, trigger: run.trigger, outcome: 'done' });

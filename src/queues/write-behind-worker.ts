@@ -2,9 +2,11 @@ import { type Job, UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { QUEUES, type WriteBehindJobData, type WriteBehindJobResult } from '../contract.ts';
+import { capturingTxid } from '../db/capture-outbox.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
 import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { captureKeys } from '../redis/keys.ts';
 import {
   type AppendRequest,
   type BatchEntry,
@@ -97,6 +99,11 @@ export const WRITE_BEHIND_DEFAULTS = {
   retentionMs: 14 * 24 * 3600 * 1000,
   maxStarts: 25,
 } as const;
+
+/** Backlog entries listed in a job's result at most (each job of a batch carries the batch's list). */
+const MAX_OWED_IN_RESULT = 100;
+/** How long a commit's request for a capture receipt waits for the drainer (seconds). */
+const CAPTURE_WATCH_TTL_S = 600;
 
 type WriteJob = Job<WriteBehindJobData, WriteBehindJobResult>;
 
@@ -338,17 +345,43 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
     options.observer.committed(seconds, bySink);
   }
 
-  /** Commits the batch (retrying transient failures); undefined when the jobs were given back. */
-  async function commitStage(batch: Held[]): Promise<BatchOutcome<Held> | undefined> {
+  /**
+   * Inside a commit that leaves refreshes to change capture: asks the drainer for a receipt of this
+   * transaction (before it commits, so its captured rows cannot be drained first) and returns its id.
+   * A transaction that captured nothing (every op a duplicate) owes capture nothing: undefined.
+   */
+  async function askCaptureReceipt(trx: Parameters<NonNullable<typeof options.leaveToCapture>>[0]) {
+    const txid = await capturingTxid(trx);
+    if (txid === undefined) return undefined;
+    await options.connection.set(captureKeys(options.prefix).watch(txid), '1', 'EX', CAPTURE_WATCH_TTL_S);
+    return txid;
+  }
+
+  /**
+   * Commits the batch (retrying transient failures); undefined when the jobs were given back. `txid`
+   * is set when some of its refreshes are left to change capture (see askCaptureReceipt).
+   */
+  async function commitStage(batch: Held[]): Promise<(BatchOutcome<Held> & { txid?: string }) | undefined> {
     const entries: BatchEntry<Held>[] = batch.map((entry) => ({
       job: entry,
       jobId: entry.job.id,
       sink: entry.request.sink,
       ops: entry.request.ops,
     }));
+    const leaveToCapture = options.leaveToCapture;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await commitBatch(options.db, entries, { leaveToCapture: options.leaveToCapture });
+        let txid: string | undefined;
+        const outcome = await commitBatch(options.db, entries, {
+          leaveToCapture:
+            leaveToCapture &&
+            (async (trx) => {
+              const left = await leaveToCapture(trx);
+              txid = left.size > 0 ? await askCaptureReceipt(trx) : undefined;
+              return left;
+            }),
+        });
+        return { ...outcome, txid };
       } catch (error) {
         const reason = describeError(error);
         if (isTransient(error) && attempt < 3 && !stopping) {
@@ -399,7 +432,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
 
   async function finishStage(
     batch: Held[],
-    outcome: BatchOutcome<Held>,
+    outcome: BatchOutcome<Held> & { txid?: string },
     started: number,
     committedMs: number,
   ): Promise<void> {
@@ -407,8 +440,14 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
 
     // The refresh debt is recorded before the jobs complete: a crash in between redelivers the jobs,
     // whose ops are then skipped by the ledger but still mark their views.
+    let receipt: WriteBehindJobResult['refresh'];
     try {
-      await backlog.mark([...outcome.refreshes, ...(await appendToLists(outcome.appends))]);
+      const { seq, members } = await backlog.mark([
+        ...outcome.refreshes,
+        ...(await appendToLists(outcome.appends)),
+      ]);
+      if (seq > 0) receipt = { seq, ...(members.length <= MAX_OWED_IN_RESULT ? { owed: members } : {}) };
+      if (outcome.txid !== undefined) receipt = { seq, ...receipt, capture: outcome.txid };
     } catch (error) {
       logger.error(
         { jobs: batch.length, reason: describeError(error) },
@@ -432,7 +471,12 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
             );
           }
           await entry.job.moveToCompleted(
-            { applied: result.applied, duplicates: result.duplicates, rejected: result.rejected },
+            {
+              applied: result.applied,
+              duplicates: result.duplicates,
+              rejected: result.rejected,
+              ...(receipt ? { refresh: receipt } : {}),
+            },
             entry.token,
             false,
           );

@@ -53,6 +53,22 @@ export function refreshBacklogKey(prefix: string): string {
   return `${prefix}:sinks:refresh`;
 }
 
+/**
+ * Queue Redis: the backlog's receipts, what `write(…, { until: 'refreshed' })` and `afterCommit()`
+ * wait on. `seq` counts marks; `pending` (zset) holds each owed entry's earliest mark not yet
+ * covered by a successful run; `claimed` (hash) the seq at which a run of the entry was claimed;
+ * `next` (hash) the first seq marked while that run held it. Written by sinks/scripts/*.lua only.
+ */
+export function refreshReceiptKeys(prefix: string) {
+  const base = refreshBacklogKey(prefix);
+  return {
+    seq: `${base}:seq`,
+    pending: `${base}:pending`,
+    claimed: `${base}:claimed`,
+    next: `${base}:next`,
+  };
+}
+
 /** Queue Redis: one daemon's claim of a cron tick (or start-up catch-up) of a view's schedule slot. */
 export function tickClaimKey(prefix: string, kind: 'cron' | 'catchup', view: string, slot: Date): string {
   return `${prefix}:tick:${kind}:${view}:${slot.getTime()}`;
@@ -118,5 +134,12 @@ export function captureKeys(prefix: string) {
   return {
     /** Outbox rows drained during one minute (epoch minute), by all daemons; kept an hour. */
     drained: (minute: number) => `${prefix}:capture:drained:${minute}`,
+    /**
+     * Set (with a TTL) inside a write-behind commit that leaves refreshes to capture: asks the
+     * drainer for a receipt of transaction `txid`…
+     */
+    watch: (txid: string) => `${prefix}:capture:watch:${txid}`,
+    /** …which it writes once the transaction's changes are marked: the backlog mark that covers them. */
+    receipt: (txid: string) => `${prefix}:capture:receipt:${txid}`,
   };
 }

@@ -4,7 +4,7 @@ import { createSleeper } from '../lib/sleeper.ts';
 import { createSlots } from '../lib/slots.ts';
 import { backoffMs } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
-import { refreshBacklogKey } from '../redis/keys.ts';
+import { refreshBacklogKey, refreshReceiptKeys } from '../redis/keys.ts';
 import { defineScripts } from '../redis/lua.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import { validateParams } from '../views/params.ts';
@@ -38,8 +38,13 @@ export interface RefreshBacklogOptions {
 }
 
 export interface RefreshBacklog {
-  /** Adds targets (params validated against each view) durably. Resolves when Redis has them. */
-  mark(targets: RefreshTargetRequest[]): Promise<void>;
+  /**
+   * Adds targets (params validated against each view) durably. Resolves when Redis has them, with
+   * the mark's sequence number (0 when there was nothing to mark) and the entries marked: their
+   * refreshes are written once each entry's pending receipt is gone or above `seq`
+   * (client/receipts.ts).
+   */
+  mark(targets: RefreshTargetRequest[]): Promise<{ seq: number; members: string[] }>;
   /** Starts running due entries. */
   start(): void;
   /**
@@ -61,9 +66,9 @@ const LEVELS = 10;
 const LEVEL = 1e13;
 
 const BACKLOG_SCRIPTS = defineScripts({
-  vkMarkRefreshes: { file: new URL('./scripts/mark-refreshes.lua', import.meta.url), keys: 1 },
-  vkClaimRefreshes: { file: new URL('./scripts/claim-refreshes.lua', import.meta.url), keys: 1 },
-  vkReleaseRefresh: { file: new URL('./scripts/release-refresh.lua', import.meta.url), keys: 1 },
+  vkMarkRefreshes: { file: new URL('./scripts/mark-refreshes.lua', import.meta.url), keys: 5 },
+  vkClaimRefreshes: { file: new URL('./scripts/claim-refreshes.lua', import.meta.url), keys: 4 },
+  vkReleaseRefresh: { file: new URL('./scripts/release-refresh.lua', import.meta.url), keys: 4 },
 });
 
 /** `[view, params]` with params in the view's declared order: one member per (view, params). */
@@ -74,6 +79,10 @@ function memberOf(view: string, params: Record<string, unknown> | undefined): st
 export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBacklog {
   const { redis, engine } = options;
   const key = refreshBacklogKey(options.prefix);
+  const receipts = refreshReceiptKeys(options.prefix);
+  const markKeys = [key, receipts.seq, receipts.pending, receipts.claimed, receipts.next];
+  const claimKeys = [key, receipts.seq, receipts.claimed, receipts.next];
+  const releaseKeys = [key, receipts.pending, receipts.claimed, receipts.next];
   const logger = options.logger.child({ component: 'write-behind-refresh' });
   const fullConcurrency = options.concurrency ?? BACKLOG_DEFAULTS.concurrency;
   const leaseMs = options.leaseMs ?? BACKLOG_DEFAULTS.leaseMs;
@@ -119,7 +128,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     if (outcome.status === 'busy')
       return reschedule(entry.member, entry.lease, Date.now() + outcome.retryInMs);
     failures.delete(entry.member);
-    await scripts.run('vkReleaseRefresh', [key], [entry.lease, entry.member]);
+    await scripts.run('vkReleaseRefresh', releaseKeys, [entry.lease, entry.member]);
   }
 
   /**
@@ -131,7 +140,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     if (!view) {
       logger.warn({ view: name }, 'refresh owed to a view that no longer exists: dropped');
       await Promise.all(
-        entries.map((entry) => scripts.run('vkReleaseRefresh', [key], [entry.lease, entry.member])),
+        entries.map((entry) => scripts.run('vkReleaseRefresh', releaseKeys, [entry.lease, entry.member])),
       );
       return;
     }
@@ -173,7 +182,7 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
       }
     } catch {}
     logger.warn({ member: member.slice(0, 200) }, 'malformed refresh backlog entry: dropped');
-    scripts.run('vkReleaseRefresh', [key], [lease, member]).catch(() => undefined);
+    scripts.run('vkReleaseRefresh', releaseKeys, [lease, member]).catch(() => undefined);
     return undefined;
   }
 
@@ -185,16 +194,12 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
           continue;
         }
         // Each task takes a view's due entries as one batch: claim enough to fill the free tasks.
-        const reply = await scripts.run<string[]>(
-          'vkClaimRefreshes',
-          [key],
-          [
-            Date.now(),
-            leaseMs,
-            (tasks() - running.size) * (saturated ? SATURATED_BATCH : BATCH_PER_TASK),
-            LEVELS,
-          ],
-        );
+        const reply = await scripts.run<string[]>('vkClaimRefreshes', claimKeys, [
+          Date.now(),
+          leaseMs,
+          (tasks() - running.size) * (saturated ? SATURATED_BATCH : BATCH_PER_TASK),
+          LEVELS,
+        ]);
         if (reply[0] === '') {
           const dueIn = Number(reply[1]);
           if (!closed) await idle.sleep(dueIn < 0 ? pollMs : Math.max(1, Math.min(pollMs, dueIn)));
@@ -219,36 +224,47 @@ export function createRefreshBacklog(options: RefreshBacklogOptions): RefreshBac
     }
   }
 
+  /** Level and member of each target, in mark()'s flat form. */
+  function entriesOf(targets: RefreshTargetRequest[]): (string | number)[] {
+    const entries: (string | number)[] = [];
+    for (const target of targets) {
+      const view = options.views(target.view);
+      if (!view) {
+        logger.warn({ view: target.view }, 'sink refreshes a view that does not exist: skipped');
+        continue;
+      }
+      const level = Math.min(LEVELS - 1, Math.max(0, target.priority));
+      if (target.params === undefined) {
+        entries.push(level, memberOf(view.name, undefined));
+        continue;
+      }
+      try {
+        entries.push(level, memberOf(view.name, validateParams(view.name, view.params, target.params)));
+      } catch (error) {
+        // A sink whose refresh declaration produces bad params: refresh the whole view instead.
+        logger.warn(
+          { view: view.name, reason: describeError(error) },
+          'bad refresh params from sink: full refresh',
+        );
+        entries.push(level, memberOf(view.name, undefined));
+      }
+    }
+    return entries;
+  }
+
   return {
     async mark(targets) {
-      const entries: (string | number)[] = [];
-      for (const target of targets) {
-        const view = options.views(target.view);
-        if (!view) {
-          logger.warn({ view: target.view }, 'sink refreshes a view that does not exist: skipped');
-          continue;
-        }
-        const level = Math.min(LEVELS - 1, Math.max(0, target.priority));
-        if (target.params === undefined) {
-          entries.push(level, memberOf(view.name, undefined));
-          continue;
-        }
-        try {
-          entries.push(level, memberOf(view.name, validateParams(view.name, view.params, target.params)));
-        } catch (error) {
-          // A sink whose refresh declaration produces bad params: refresh the whole view instead.
-          logger.warn(
-            { view: view.name, reason: describeError(error) },
-            'bad refresh params from sink: full refresh',
-          );
-          entries.push(level, memberOf(view.name, undefined));
-        }
-      }
+      const entries = entriesOf(targets);
       const now = Date.now();
+      let seq = 0;
       for (let start = 0; start < entries.length; start += 2000) {
-        await scripts.run('vkMarkRefreshes', [key], [now, ...entries.slice(start, start + 2000)]);
+        seq = await scripts.run<number>('vkMarkRefreshes', markKeys, [
+          now,
+          ...entries.slice(start, start + 2000),
+        ]);
       }
       if (entries.length > 0) idle.wake();
+      return { seq, members: [...new Set(entries.filter((_, i) => i % 2 === 1) as string[])] };
     },
     start() {
       loop ??= main();

@@ -35,11 +35,16 @@ export function parseMetrics(text: string): Map<string, ParsedFamily> {
   const families = new Map(parsePrometheusTextFormat(text).map((family) => [family.name, family]));
   const histograms = [...families.values()].filter((family) => family.type === 'HISTOGRAM');
   if (histograms.length === 0) return families;
-  const untyped = new Map(
-    parsePrometheusTextFormat(text.replace(/^# TYPE (\S+) histogram$/gm, '# TYPE $1 untyped')).map(
-      (family) => [family.name, family],
-    ),
-  );
+  // Untyped, each series' _bucket, _sum and _count runs come out as families of their own, several
+  // of one name (one per series): merge them, or only the last series would be kept.
+  const untyped = new Map<string, ParsedFamily>();
+  for (const family of parsePrometheusTextFormat(
+    text.replace(/^# TYPE (\S+) histogram$/gm, '# TYPE $1 untyped'),
+  )) {
+    const seen = untyped.get(family.name);
+    if (seen) seen.metrics = [...seen.metrics, ...family.metrics];
+    else untyped.set(family.name, family);
+  }
   for (const family of histograms) {
     const series = new Map<string, ParsedSample>();
     const seriesOf = (labels: Record<string, string>) => {

@@ -113,6 +113,9 @@ describe('/metrics', () => {
       viewkeeper_write_behind_batch_duration_seconds: 'HISTOGRAM',
       viewkeeper_write_behind_oldest_op_age_seconds: 'GAUGE',
       viewkeeper_refresh_backlog_size: 'GAUGE',
+      viewkeeper_capture_outbox_statements: 'GAUGE',
+      viewkeeper_capture_outbox_rows: 'GAUGE',
+      viewkeeper_capture_oldest_change_age_seconds: 'GAUGE',
       viewkeeper_scheduler_ticks_total: 'COUNTER',
       viewkeeper_events_published_total: 'COUNTER',
       viewkeeper_queue_jobs: 'GAUGE',
@@ -227,6 +230,52 @@ describe('/metrics', () => {
     expect(
       value(families, 'viewkeeper_client_hits_total') + value(families, 'viewkeeper_client_misses_total'),
     ).toBe(Number(stats.hits ?? 0) + Number(stats.misses ?? 0));
+  });
+
+  it('change capture: outbox depth, rows and oldest change age while a batch is held; drained rows and failed mappings after', async () => {
+    // A captured statement of two rows whose keys post_votes and trending refuse (not bigints): its
+    // drain records failures, and a lock on capture_failures holds that drain, uncommitted, until
+    // released — so the gauges read a known outbox, then the counters move by known amounts.
+    const holder = await ctx.db.pool.connect();
+    try {
+      const before = await metrics(open.base);
+      await holder.query('begin');
+      await holder.query('lock table viewkeeper.capture_failures in exclusive mode');
+      await ctx.db.pool.query(`
+        insert into viewkeeper.capture_outbox (table_name, op, columns, keys, created_at)
+        values ('votes', 'INSERT', '{post_id}', '{{not-a-post},{nor-this}}', now() - interval '30 seconds')`);
+      const held = await metrics(open.base);
+      expect(value(held, 'viewkeeper_capture_outbox_statements')).toBe(1);
+      expect(value(held, 'viewkeeper_capture_outbox_rows')).toBe(2);
+      const age = value(held, 'viewkeeper_capture_oldest_change_age_seconds');
+      expect(age).toBeGreaterThanOrEqual(30);
+      expect(age).toBeLessThan(90);
+      await holder.query('commit');
+
+      const failed = (families: typeof before, view: string) =>
+        value(families, 'viewkeeper_capture_failed_changes_total', { view });
+      await until(
+        async () => value(await metrics(open.base), 'viewkeeper_capture_outbox_statements') === 0,
+        'the outbox drained',
+      );
+      const after = await metrics(open.base);
+      expect(
+        value(after, 'viewkeeper_capture_drained_rows_total') -
+          value(before, 'viewkeeper_capture_drained_rows_total'),
+      ).toBe(2);
+      expect(
+        value(after, 'viewkeeper_capture_drained_statements_total') -
+          value(before, 'viewkeeper_capture_drained_statements_total'),
+      ).toBe(1);
+      expect(failed(after, 'post_votes') - failed(before, 'post_votes')).toBe(2);
+      expect(failed(after, 'trending') - failed(before, 'trending')).toBe(2);
+      expect(value(after, 'viewkeeper_capture_oldest_change_age_seconds')).toBe(0);
+      expect(after.get('viewkeeper_capture_drained_rows_total')?.type).toBe('COUNTER');
+    } finally {
+      await holder.query('rollback').catch(() => undefined);
+      holder.release();
+      await ctx.db.pool.query('delete from viewkeeper.capture_failures');
+    }
   });
 
   it('every metric the Grafana dashboard queries exists in /metrics', async () => {

@@ -207,14 +207,24 @@ describe('rejected ops are kept and replayable', () => {
     // The retried job kept the original job's timestamp: the op stays where its producer put it.
     const replayed = await queue.getJob(retried.stdout.match(/\((\d+)\)/)![1]!);
     expect(replayed!.timestamp).toBe(job.timestamp);
-    expect(await completed(replayed!)).toEqual({ applied: 1, duplicates: 0, rejected: [] });
+    expect(await completed(replayed!)).toEqual({
+      applied: 1,
+      duplicates: 0,
+      rejected: [],
+      refresh: expect.objectContaining({ seq: expect.any(Number) }),
+    });
 
     // The row is gone, so a second retry of it is refused; the same op enqueued again is a duplicate.
     const twice = await runCli(['rejected', 'retry', kept!.id], env);
     expect(twice.code).toBe(1);
     expect(twice.stderr).toBe(`no rejected op with id ${kept!.id}\n`);
     const again = await queue.add('votes', { ops: [kept!.op as WriteBehindJobData['ops'][number]] });
-    expect(await completed(again)).toEqual({ applied: 0, duplicates: 1, rejected: [] });
+    expect(await completed(again)).toEqual({
+      applied: 0,
+      duplicates: 1,
+      rejected: [],
+      refresh: expect.objectContaining({ seq: expect.any(Number) }),
+    });
     expect(await ledgerCount(poison.id)).toBe(1);
     expect(
       (

@@ -147,7 +147,13 @@ describe('write-behind worker', () => {
     startWorker({ batchWindowMs: 200 });
     const results = await Promise.all(jobs.map((job) => settled(job)));
     expect(results.map((result) => result.state)).toEqual(jobs.map(() => 'completed'));
-    expect(results[0]!.job.returnvalue).toEqual({ applied: 3, duplicates: 0, rejected: [] });
+    // The batch owes over 100 refreshes (40 posts): its receipt names the backlog mark, not the entries.
+    expect(results[0]!.job.returnvalue).toEqual({
+      applied: 3,
+      duplicates: 0,
+      rejected: [],
+      refresh: { seq: expect.any(Number) },
+    });
     expect(await ledgerHas(ids)).toEqual([...ids].sort());
     // Rows written by one transaction share its now().
     const { rows } = await sql<{ n: number }>`
@@ -252,8 +258,11 @@ describe('write-behind worker', () => {
     const done = await settled(mixed);
     expect(done.state).toBe('completed');
     expect(done.job.attemptsMade).toBe(1);
-    const { rejected, ...counts } = done.job.returnvalue;
+    const { rejected, refresh, ...counts } = done.job.returnvalue;
     expect(counts).toEqual({ applied: 2, duplicates: 0 });
+    // The receipt of the refreshes the batch owes (write until 'refreshed' waits on it).
+    expect(refresh.seq).toBeGreaterThan(0);
+    expect(refresh.owed).toContain('["trending_posts",null]');
     expect(rejected).toHaveLength(1);
     expect(rejected[0].id).toBe(badId);
     expect(rejected[0].reason).toMatch(

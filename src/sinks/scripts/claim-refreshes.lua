@@ -2,7 +2,13 @@
 -- entry's due time becomes its lease deadline, so another daemon takes it over only if this one dies
 -- before releasing it. Score = level * 1e13 + due (ms); see mark-refreshes.lua.
 --
+-- The claim also records the mark sequence it covers (every mark made before it) and forgets the
+-- marks noted as made during an earlier run, which this run covers too.
+--
 -- KEYS[1] refresh backlog zset   {prefix}:sinks:refresh
+-- KEYS[2] mark sequence          {prefix}:sinks:refresh:seq
+-- KEYS[3] claimed hash           {prefix}:sinks:refresh:claimed
+-- KEYS[4] next hash              {prefix}:sinks:refresh:next
 -- ARGV[1] now (ms)
 -- ARGV[2] lease (ms)
 -- ARGV[3] most entries to claim
@@ -15,6 +21,7 @@ local lease = tonumber(ARGV[2])
 local max = tonumber(ARGV[3])
 local out = {}
 local claimed = 0
+local seq = redis.call('GET', KEYS[2]) or '0'
 for level = 0, tonumber(ARGV[4]) - 1 do
   if claimed >= max then break end
   local base = level * LEVEL
@@ -23,6 +30,8 @@ for level = 0, tonumber(ARGV[4]) - 1 do
   local leased = string.format('%.0f', base + now + lease)
   for i = 1, #due do
     redis.call('ZADD', KEYS[1], 'XX', leased, due[i])
+    redis.call('HSET', KEYS[3], due[i], seq)
+    redis.call('HDEL', KEYS[4], due[i])
     out[#out + 1] = due[i]
     out[#out + 1] = leased
     claimed = claimed + 1

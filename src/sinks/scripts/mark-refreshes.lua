@@ -3,14 +3,21 @@
 -- refreshed first when refreshes cannot keep up. Marking an entry already there keeps the earlier due
 -- time and the higher priority; marking an entry that is being refreshed (its due time is its lease
 -- deadline, in the future) moves it back to now, so its release keeps it for one more run.
+-- Every call takes the next mark sequence number: the entry's earliest uncovered mark is kept in the
+-- pending zset (a run claimed after it covers it), and a mark made while a run holds the entry is
+-- noted as its next (that run does not cover it). Waiters compare their seq with these.
 --
 -- KEYS[1] refresh backlog zset   {prefix}:sinks:refresh
+-- KEYS[2] mark sequence          {prefix}:sinks:refresh:seq
+-- KEYS[3] pending zset           {prefix}:sinks:refresh:pending
+-- KEYS[4] claimed hash           {prefix}:sinks:refresh:claimed
+-- KEYS[5] next hash              {prefix}:sinks:refresh:next
 -- ARGV[1] now (ms)
 -- ARGV[2], ARGV[3] … pairs of (level, member)
--- Returns the number of entries added or changed.
+-- Returns the mark's sequence number.
 local LEVEL = 1e13
 local now = tonumber(ARGV[1])
-local changed = 0
+local seq = redis.call('INCR', KEYS[2])
 for i = 2, #ARGV, 2 do
   local level = tonumber(ARGV[i])
   local member = ARGV[i + 1]
@@ -27,7 +34,10 @@ for i = 2, #ARGV, 2 do
   end
   if score then
     redis.call('ZADD', KEYS[1], string.format('%.0f', score), member)
-    changed = changed + 1
+  end
+  redis.call('ZADD', KEYS[3], 'NX', seq, member)
+  if redis.call('HEXISTS', KEYS[4], member) == 1 then
+    redis.call('HSETNX', KEYS[5], member, seq)
   end
 end
-return changed
+return seq
