@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ViewkeeperError } from '../errors.ts';
+import { isClusterUrl, parseRedisTarget } from '../lib/redis-target.ts';
 import { redactSecrets, rememberSecret, rememberUrlSecrets } from './redact.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -98,6 +99,20 @@ function connectionUrl(env: Env, name: string, protocols: string[], fallback: st
 }
 
 function redisUrl(env: Env, name: string, fallback: string): string {
+  const raw = read(env, name) ?? fallback;
+  if (isClusterUrl(raw)) {
+    // redis+cluster://host:port,host:port — not one WHATWG URL (several hosts): target.ts parses it.
+    try {
+      parseRedisTarget(raw);
+    } catch (error) {
+      throw invalid(
+        name,
+        raw,
+        `a cluster URL like redis+cluster://host:port,host:port (${(error as Error).message})`,
+      );
+    }
+    return raw;
+  }
   const value = connectionUrl(env, name, ['redis:', 'rediss:'], fallback);
   const db = new URL(value).pathname.replace(/^\//, '');
   if (db !== '' && !/^\d{1,2}$/.test(db)) {

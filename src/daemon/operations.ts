@@ -1,5 +1,4 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { ResolvedConfig } from '../config/config.ts';
 import { QUEUES } from '../contract.ts';
@@ -15,6 +14,7 @@ import { readStatus } from '../http/status-document.ts';
 import { createHttpSurface } from '../http/surface.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import type { WriteBehindObserver } from '../queues/write-behind-worker.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import type { RefreshObserver } from '../views/observed-engine.ts';
 import type { Registry } from '../views/registry.ts';
 import type { ReleaseStack } from './release-stack.ts';
@@ -30,8 +30,8 @@ export interface OperationsOptions {
 /** What the daemon connects once its own parts exist. */
 export interface InstrumentParts {
   registry: Registry;
-  views: Redis;
-  queue: Redis;
+  views: RedisConnection;
+  queue: RedisConnection;
   db: Kysely<ViewkeeperDatabase>;
   /** `refresh` and `write-behind`, by name. */
   queues: Record<string, Queue>;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connections.ts';
 import { defineScripts, type LuaScripts } from './lua.ts';
 
 // The refresh engine's scripts: one Lua file per atomic operation; each file's header documents its
@@ -18,6 +18,11 @@ const ENGINE_SCRIPTS = defineScripts({
   vkWriteGroups: { file: at('write-groups.lua'), keys: 3 },
   vkSweepGroups: { file: at('sweep-groups.lua'), keys: 3 },
   vkAppendList: { file: at('append-list.lua'), keys: 3 },
+  // Redis Cluster: the run-lock steps of acquire-run, finish-run and fail-run that touch locks in
+  // many slots, split off so that each call touches one slot (run-lock.ts).
+  vkTakeLocks: { file: at('take-locks.lua'), keys: 'variable' },
+  vkTakeSeq: { file: at('take-seq.lua'), keys: 1 },
+  vkReleaseLocks: { file: at('release-locks.lua'), keys: 'variable' },
 });
 
 /** Calls one of the engine's scripts. */
@@ -25,6 +30,6 @@ export type Scripts = ReturnType<typeof ENGINE_SCRIPTS.load>;
 export type ScriptName = Scripts extends LuaScripts<infer Name> ? Name : never;
 
 /** Registers the scripts on `redis` (idempotent) and returns a typed caller. */
-export function loadScripts(redis: Redis): Scripts {
+export function loadScripts(redis: RedisConnection): Scripts {
   return ENGINE_SCRIPTS.load(redis);
 }

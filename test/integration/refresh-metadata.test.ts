@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RedisConnection } from '../../src/redis/connections.ts';
 import { eventsKey, runKeys, viewKeys } from '../../src/redis/keys.ts';
+import { placementOf } from '../../src/redis/placement.ts';
 import type { ViewDefinition } from '../../src/views/define-view.ts';
 import { refreshIdentity } from '../../src/views/params.ts';
 import type { RefreshEngine } from '../../src/views/refresh-engine.ts';
@@ -18,7 +19,7 @@ import {
 let ctx: TestContext;
 let engine: RefreshEngine;
 let views: Record<DemoView, ViewDefinition>;
-let subscriber: Redis;
+let subscriber: RedisConnection;
 const messages: string[] = [];
 
 beforeAll(async () => {
@@ -26,7 +27,7 @@ beforeAll(async () => {
   await seedSmall(ctx.db);
   views = await loadDemoViews();
   engine = createEngine(ctx);
-  subscriber = ctx.redis.duplicate();
+  subscriber = ctx.duplicateRedis();
   subscriber.on('message', (channel: string, message: string) => {
     if (channel === eventsKey(ctx.prefix)) messages.push(message);
   });
@@ -180,7 +181,9 @@ describe('redis errors while building aside', () => {
     const live = await ctx.redis.zrange('trending:24h', '0', '-1', 'WITHSCORES');
     const keys = viewKeys(ctx.prefix, 'trending');
     const nextSeq = Number(await ctx.redis.hget(keys.meta, 'seq')) + 1;
-    await ctx.redis.set(keys.temp(nextSeq), 'not a zset'); // the rebuild's first ZADD gets WRONGTYPE
+    // The rebuild's first ZADD gets WRONGTYPE (on a cluster the temporary key is in the live key's slot).
+    const placement = placementOf(ctx.redis);
+    await ctx.redis.set(placement.inSlot(keys.temp(nextSeq), placement.slotOf('trending:24h')), 'not a zset');
 
     await expect(engine.refresh(view)).rejects.toThrow(/WRONGTYPE/);
     expect(await ctx.redis.type('trending:24h')).toBe('zset');
