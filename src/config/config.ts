@@ -130,6 +130,17 @@ function integer(env: Env, name: string, min: number, max: number): number | und
   return Number(value);
 }
 
+/**
+ * True when `key` has a Redis Cluster hash tag: a `{` followed later by a `}` with something between
+ * (Redis then hashes only that part).
+ */
+export function hasHashTag(key: string): boolean {
+  const open = key.indexOf('{');
+  if (open === -1) return false;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1;
+}
+
 /** 127.0.0.0/8, ::1 and localhost: addresses no other machine can reach. */
 export function isLoopback(host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
@@ -174,6 +185,17 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     );
   }
 
+  const queueRedis = redisUrl(env, 'QUEUE_REDIS_URL', redis);
+  if (isClusterUrl(queueRedis) && !hasHashTag(prefix)) {
+    // BullMQ's scripts touch several keys of one queue ({prefix}:{queue}:…) in one call, and so do
+    // viewkeeper's own queue-side scripts: on a cluster they must all hash to one slot.
+    const variable = read(env, 'QUEUE_REDIS_URL') === undefined ? 'REDIS_URL' : 'QUEUE_REDIS_URL';
+    throw new ViewkeeperError(
+      'E_CONFIG',
+      `VK_PREFIX=${JSON.stringify(prefix)} has no hash tag, but ${variable} is a Redis Cluster, where every queue key must share one slot: set VK_PREFIX={${prefix.replace(/[{}]/g, '')}}, or point QUEUE_REDIS_URL at a standalone Redis`,
+    );
+  }
+
   return {
     databaseUrl: connectionUrl(
       env,
@@ -182,7 +204,7 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
       CONFIG_DEFAULTS.databaseUrl,
     ),
     redisUrl: redis,
-    queueRedisUrl: redisUrl(env, 'QUEUE_REDIS_URL', redis),
+    queueRedisUrl: queueRedis,
     queueRedisVariable: read(env, 'QUEUE_REDIS_URL') === undefined ? 'REDIS_URL' : 'QUEUE_REDIS_URL',
     prefix,
     jobsDir: path.resolve(cwd, read(env, 'VK_JOBS_DIR') ?? CONFIG_DEFAULTS.jobsDir),

@@ -6,7 +6,7 @@ import type { DbHandle } from '../../src/db/create-db.ts';
 import { silentLogger } from '../../src/logging/create-logger.ts';
 import { toRedisString } from '../../src/redis/codec.ts';
 import type { RedisConnection } from '../../src/redis/connections.ts';
-import { runKeys, viewKeys } from '../../src/redis/keys.ts';
+import { runKeys } from '../../src/redis/keys.ts';
 import { scanKeys as scanEveryMaster } from '../../src/redis/scan.ts';
 import type { StreamableQuery, ViewDefinition } from '../../src/views/define-view.ts';
 import { refreshIdentity } from '../../src/views/params.ts';

@@ -1,6 +1,5 @@
 import { fileURLToPath } from 'node:url';
 import type { Job, Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seedDemo } from '../../demo/seed.ts';
@@ -9,7 +8,12 @@ import { QUEUES, type RefreshJobResult } from '../../src/contract.ts';
 import { silentLogger } from '../../src/logging/create-logger.ts';
 import { createQueue, createQueueEvents } from '../../src/queues/factories.ts';
 import { createRefreshWorker, type RefreshWorker } from '../../src/queues/refresh-worker.ts';
-import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
+import {
+  closeRedis,
+  connectRedis,
+  createRedisConnection,
+  type RedisConnection,
+} from '../../src/redis/connections.ts';
 import { runKeys, viewKeys } from '../../src/redis/keys.ts';
 import { defineView, type StreamableQuery, type ViewDefinition } from '../../src/views/define-view.ts';
 import { refreshIdentity } from '../../src/views/params.ts';
@@ -99,7 +103,7 @@ function codedError(message: string, code: string): Error {
 }
 
 let ctx: TestContext;
-let connection: Redis;
+let connection: RedisConnection;
 let queue: Queue;
 let events: QueueEvents;
 let registry: Registry;
@@ -159,7 +163,7 @@ beforeAll(async () => {
     prefix: ctx.prefix,
     logger: silentLogger(),
   });
-  connection = createRedis(ctx.redisUrl, { role: 'queue', name: 't' });
+  connection = createRedisConnection(ctx.redisUrl, { role: 'queue', name: 't' });
   await connectRedis(connection, ctx.redisUrl, 'REDIS_URL');
   queue = createQueue(QUEUES.refresh, connection, ctx.prefix);
   events = createQueueEvents(QUEUES.refresh, connection, ctx.prefix);

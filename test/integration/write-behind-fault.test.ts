@@ -1,12 +1,16 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createWriter, type Writer } from '../../src/client/write.ts';
 import { QUEUES, type WriteBehindJobData } from '../../src/contract.ts';
 import { createQueue } from '../../src/queues/factories.ts';
 import { sinksOf } from '../../src/queues/write-behind-payload.ts';
-import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
+import {
+  closeRedis,
+  connectRedis,
+  createRedisConnection,
+  type RedisConnection,
+} from '../../src/redis/connections.ts';
 import { refreshBacklogKey } from '../../src/sinks/refresh-backlog.ts';
 import { loadRegistry } from '../../src/views/registry.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
@@ -33,7 +37,7 @@ const CHUNK = 100;
 const RATE = Math.max(2000, OPS / 10);
 
 let ctx: TestContext;
-let queueRedis: Redis;
+let queueRedis: RedisConnection;
 let queue: Queue<WriteBehindJobData>;
 let writer: Writer;
 let daemon: DaemonProcess | undefined;
@@ -43,7 +47,7 @@ const started: DaemonProcess[] = [];
 beforeAll(async () => {
   ctx = await createTestContext();
   await seedSmall(ctx.db);
-  queueRedis = createRedis(ctx.redisUrl, { role: 'queue', name: 'fault-producer' });
+  queueRedis = createRedisConnection(ctx.redisUrl, { role: 'queue', name: 'fault-producer' });
   await connectRedis(queueRedis, ctx.redisUrl, 'REDIS_URL');
   queue = createQueue(QUEUES.writeBehind, queueRedis, ctx.prefix) as Queue<WriteBehindJobData>;
   const registry = await loadRegistry(REPO_JOBS);
