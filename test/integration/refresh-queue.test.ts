@@ -375,7 +375,11 @@ describe('refresh queue: coalescing and runs that never overlap', () => {
     // more for what arrived during the last. A burst slowed down by a loaded machine may make more.
     const allowed = Math.max(15, 2 + Math.ceil(burstMs / RUN_SPACING_FLOOR_MS));
     expect(runs, `${total} requests sent in ${Math.round(burstMs)} ms`).toBeLessThanOrEqual(allowed);
-    expect(burstMs, 'the burst is too slow to say anything about coalescing').toBeLessThan(3000);
+    // Through a Redis Cluster client each add costs more (no auto-pipelining of BullMQ's scripts):
+    // the allowance above grows with the burst's length either way.
+    expect(burstMs, 'the burst is too slow to say anything about coalescing').toBeLessThan(
+      ctx.cluster ? 6000 : 3000,
+    );
     // Coalesced in the queue too: a handful of jobs, not 10,000; each one either ran or was covered by
     // a run that started after it was enqueued.
     const finished = (await queue.getJobs(['completed'], 0, -1)).filter((job) => job.data.reason === 'burst');
