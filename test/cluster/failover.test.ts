@@ -150,7 +150,11 @@ describe('a Redis Cluster master fails over mid-stream', () => {
         return [...Object.values(writes), ...Object.values(refreshes), owed].every((n) => n === 0);
       },
       'queues drained',
-      90_000,
+      {
+        timeoutMs: 90_000,
+        everyMs: 200,
+        detail: () => `daemon output (end): ${daemon!.output().slice(-3000)}`,
+      },
     );
     expect(daemon.child.exitCode, daemon.output().slice(-2000)).toBeNull(); // still up
 
