@@ -56,9 +56,13 @@ export function createRedisConnection(url: string, options: RedisConnectionOptio
     // not its first key (redis/ioredis#2109), and every write here is a script. Per-slot calls are
     // still issued together, so their round trips overlap.
     enableAutoPipelining: false,
-    // A failover takes a few seconds: commands wait for the new topology instead of failing at once.
-    retryDelayOnFailover: 200,
-    retryDelayOnClusterDown: 200,
+    // A failover takes a few seconds (the replica waits out cluster-node-timeout, then is elected):
+    // queue and subscriber commands wait for the new topology, up to about 15 s, as a standalone
+    // queue connection waits for its server; a views command gives up after about 5 s, so the run
+    // fails with one line and is retried (views commands fail after a few retries on one server too).
+    retryDelayOnFailover: 300,
+    retryDelayOnClusterDown: 300,
+    maxRedirections: options.role === 'views' ? 16 : 50,
     redisOptions: {
       ...nodeOptions(options),
       username: target.username,
