@@ -5,7 +5,8 @@ import { defineScripts, type LuaScripts } from './lua.ts';
 // KEYS and ARGV. Loaded by the one loader (lua.ts).
 const at = (file: string) => new URL(`./scripts/${file}`, import.meta.url);
 const ENGINE_SCRIPTS = defineScripts({
-  vkAcquireRun: { file: at('acquire-run.lua'), keys: 'variable' },
+  vkTakeLocks: { file: at('take-locks.lua'), keys: 'variable' },
+  vkTakeSeq: { file: at('take-seq.lua'), keys: 1 },
   vkExtendLock: { file: at('extend-lock.lua'), keys: 'variable' },
   vkFinishRun: { file: at('finish-run.lua'), keys: 'variable' },
   vkFailRun: { file: at('fail-run.lua'), keys: 'variable' },
@@ -18,10 +19,7 @@ const ENGINE_SCRIPTS = defineScripts({
   vkWriteGroups: { file: at('write-groups.lua'), keys: 3 },
   vkSweepGroups: { file: at('sweep-groups.lua'), keys: 3 },
   vkAppendList: { file: at('append-list.lua'), keys: 3 },
-  // Redis Cluster: the run-lock steps of acquire-run, finish-run and fail-run that touch locks in
-  // many slots, split off so that each call touches one slot (run-lock.ts).
-  vkTakeLocks: { file: at('take-locks.lua'), keys: 'variable' },
-  vkTakeSeq: { file: at('take-seq.lua'), keys: 1 },
+  // Redis Cluster: the release step of finish-run and fail-run for locks in many slots (run-lock.ts).
   vkReleaseLocks: { file: at('release-locks.lua'), keys: 'variable' },
 });
 

@@ -1,6 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
 import type { RedisConnection } from '../redis/connections.ts';
-import { eventsKey, runKeys, viewKeys, viewSlotKeys } from '../redis/keys.ts';
+import { eventsKey, runKeys, viewKeys } from '../redis/keys.ts';
 import type { Placement } from '../redis/placement.ts';
 import type { Scripts } from '../redis/scripts.ts';
 import type { ViewDefinition } from './define-view.ts';
@@ -8,17 +8,18 @@ import { MAX_REASON } from './run-history.ts';
 import { runSpacingMs } from './run-spacing.ts';
 import type { Busy } from './run-types.ts';
 import type { WriteSummary } from './writers/shape-writer.ts';
+import { viewSlots } from './writers/view-slots.ts';
 
 /**
  * The run-lock protocol shared by every daemon: a run of one or more (view, params) identities takes
- * each identity's lock (refused while another run holds it or its coalescing window is open) and a
- * sequence number in acquire-run.lua, keeps the locks alive while it lasts, and ends in one script:
+ * each identity's lock (refused while another run holds it or its coalescing window is open) in
+ * take-locks.lua (one call per hash slot of the locks: one call on one server), then a sequence
+ * number in take-seq.lua, keeps the locks alive while it lasts, and ends in one script:
  * finish-run.lua (version, metadata, event, windows, release) or fail-run.lua (reason, release).
  *
  * On a Redis Cluster the locks of a run's identities, the view's metadata and the events stream are
- * in different slots, so each of those scripts becomes one call per slot: the locks of each slot
- * (take-locks.lua, release-locks.lua; an identity's lock and window share a slot), then the
- * metadata (take-seq.lua, finish-run.lua without the stream), then the stream entry. Each lock is
+ * in different slots, so the end is split too: finish-run.lua without the stream, the stream entry,
+ * then release-locks.lua per slot (an identity's lock and window share a slot). Each lock is
  * still taken and released atomically, which is what coalescing needs (two runs of one identity
  * never hold its lock at once, and a request arriving while it is held is re-queued); the sequence
  * is still taken before the query starts. What is lost is only the all-at-once of a multi-identity
@@ -63,7 +64,7 @@ export interface RunLock {
 /** How often a request that found its (view, params) running checks again. */
 const LOCK_POLL_MS = 250;
 
-/** acquire-run.lua's per-identity states. */
+/** take-locks.lua's per-identity states. */
 const TAKEN = 0;
 const LOCKED = 1;
 
@@ -95,14 +96,15 @@ export function createRunLock(options: {
     );
   }
 
-  /** Cluster: a new sequence of `view`, recovered from its per-slot indexes when the metadata lost it. */
+  /** A new sequence of `view`, recovered from its indexes (every slot's) when the metadata lost it. */
   async function takeSeq(view: ViewDefinition): Promise<number> {
-    const { meta, slots } = viewKeys(prefix, view.name);
+    const { meta } = viewKeys(prefix, view.name);
     const seq = await scripts.run<number>('vkTakeSeq', [meta], ['']);
     if (seq !== -1) return seq;
     let top = 0;
-    for (const slot of await redis.smembers(slots)) {
-      const keys = viewSlotKeys(prefix, view.name, Number(slot), placement.inSlot, true);
+    const slots = viewSlots(redis, prefix, view.name);
+    for (const slot of await slots.all()) {
+      const keys = slots.keysOf(slot);
       for (const index of [keys.keyIndex, keys.memberIndex]) {
         const last = await redis.zrevrange(index, 0, 0, 'WITHSCORES');
         if (last[1] !== undefined) top = Math.max(top, Number(last[1]));
@@ -111,7 +113,7 @@ export function createRunLock(options: {
     return scripts.run<number>('vkTakeSeq', [meta], [top]);
   }
 
-  async function acquireOnCluster(
+  async function acquireLocks(
     view: ViewDefinition,
     identities: string[],
     token: string,
@@ -134,7 +136,7 @@ export function createRunLock(options: {
       const seq = taken.length > 0 ? await takeSeq(view) : 0;
       return { seq, states: identities.map((identity) => decode(...raw.get(identity)!)) };
     } catch (error) {
-      // Locks taken before a node failed are released now rather than left to expire.
+      // Locks taken before a (cluster) node failed are released now rather than left to expire.
       const taken = [...raw].filter(([, [state]]) => state === TAKEN).map(([identity]) => identity);
       await release(taken, token, 0).catch(() => undefined);
       throw error;
@@ -177,17 +179,7 @@ export function createRunLock(options: {
   }
 
   return {
-    async acquire(view, identities, token, ttlMs, ignoreWindow) {
-      if (placement.cluster) return acquireOnCluster(view, identities, token, ttlMs, ignoreWindow);
-      const { meta, keyIndex, memberIndex } = viewKeys(prefix, view.name);
-      const reply = await scripts.run<number[]>(
-        'vkAcquireRun',
-        [meta, keyIndex, memberIndex, ...lockAndWindowKeys(identities)],
-        [token, ttlMs, ignoreWindow ? '1' : '0'],
-      );
-      const states = identities.map((_, i) => decode(reply[1 + 2 * i]!, reply[2 + 2 * i]!));
-      return { seq: reply[0]!, states };
-    },
+    acquire: acquireLocks,
 
     async finish(view, identities, token, run) {
       if (!placement.cluster)

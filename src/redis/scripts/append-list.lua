@@ -8,7 +8,7 @@
 -- An element already in the list is not pushed again: a write-behind batch redelivered after a
 -- crash appends the same elements twice.
 --
--- The call takes a new sequence of the view (as acquire-run.lua does for a run) and indexes every
+-- The call takes a new sequence of the view (as take-seq.lua does for a run) and indexes every
 -- group it changed with it, so a rebuild that started earlier skips those groups instead of
 -- writing a snapshot that lacks the element, and its sweep leaves them alone.
 --

@@ -1,13 +1,16 @@
--- Redis Cluster: the lock step of acquire-run.lua for the identities of one slot (each identity's
--- lock and coalescing window share a slot, placed by run-lock.ts). The sequence is taken afterwards,
--- by take-seq.lua on the metadata hash — still before the query's snapshot, which is all a sequence
--- needs (a run with a higher sequence never saw older data).
+-- Starts a run of one or more (view, params) identities of one view, for the identities of one hash
+-- slot (one call per slot on a Redis Cluster; one call in all on one server): refuses each identity
+-- while another run holds its lock or while the coalescing window of its previous run is open, and
+-- takes the lock of every other one. Each identity's lock and window share a slot (run-lock.ts).
+-- The run's sequence is taken next, by take-seq.lua, once any lock was taken and before the query's
+-- snapshot: a run with a higher sequence never saw older data than one with a lower sequence.
 --
--- KEYS     per identity: its run lock, its coalescing window
+-- KEYS     per identity: its run lock {prefix}:lock:{identity}, its coalescing window {prefix}:window:{identity}
 -- ARGV[1] lock token
 -- ARGV[2] lock ttl (ms)
--- ARGV[3] '1' to ignore the coalescing window
--- Returns {state1, ms1, state2, ms2, …} with acquire-run.lua's states.
+-- ARGV[3] '1' to ignore the coalescing window (scheduled runs are already paced by their schedule)
+-- Returns {state1, ms1, state2, ms2, …}: state 0 = taken (ms 0); 1 = locked by another run;
+-- 2 = inside the coalescing window; ms = how long that lasts.
 local out = {}
 for i = 1, #KEYS, 2 do
   local window = redis.call('PTTL', KEYS[i + 1])
