@@ -21,7 +21,7 @@ import { createRefreshEngine, type RefreshEngine } from '../../src/views/refresh
 import { createRegistry, loadRegistry, type Registry } from '../../src/views/registry.ts';
 import { RUN_SPACING_FLOOR_MS } from '../../src/views/run-spacing.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
-import { actualContent, expectedContent } from '../helpers/views.ts';
+import { actualContent, expectedContent, scanKeys } from '../helpers/views.ts';
 
 // The refresh queue end to end with an in-process worker: bad input (guarantee 6), coalescing and
 // never-overlapping runs (guarantee 3), retries of transient failures, graceful shutdown.
@@ -338,14 +338,14 @@ describe('refresh queue: bad input fails once with a one-line reason and the wor
     expect(result).toMatchObject({ view: 'user_by_name', kind: 'partial', rows: 0 });
     const { rows } = await sql<{ n: number }>`select count(*)::int as n from users`.execute(ctx.db.db);
     expect(rows[0]!.n).toBe(100);
-    expect(await ctx.redis.keys('user_by_name:*')).toEqual([]);
+    expect(await scanKeys(ctx.redis, 'user_by_name:*')).toEqual([]);
     // The same view does find a real name, so the empty result above is the filter working.
     const real = await queue.add('user_by_name', { params: { name: 'User 42' } });
     expect(await real.waitUntilFinished(events, 10_000)).toMatchObject({ rows: 1 });
     expect(await ctx.redis.hgetall('user_by_name:User 42')).toEqual({
       email: 'user42@example.com',
     });
-    expect(await ctx.redis.keys('user_by_name:*')).toEqual(['user_by_name:User 42']);
+    expect(await scanKeys(ctx.redis, 'user_by_name:*')).toEqual(['user_by_name:User 42']);
   });
 });
 
