@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createWriter, type Writer } from '../../src/client/write.ts';
 import { QUEUES, type WriteBehindJobData } from '../../src/contract.ts';
 import { createQueue } from '../../src/queues/factories.ts';
@@ -29,8 +29,9 @@ import {
 // exactly the expected final state (the last op per pair), posts.upvotes equals the vote sums, the
 // views in Redis equal their queries, and the ledger holds every op exactly once.
 //
-// 100,000 ops, the size (about 15 s here); VK_FAULT_OPS overrides it.
-const OPS = Number(process.env.VK_FAULT_OPS ?? 100_000);
+// 100,000 ops, the size (about 15 s here); 20,000 in the cluster project, where each op
+// costs more and test/cluster/failover.test.ts adds a node failure; VK_FAULT_OPS overrides both.
+const OPS = Number(process.env.VK_FAULT_OPS ?? (inject('testClusterUrl') ? 20_000 : 100_000));
 const PRODUCERS = 4;
 const CHUNK = 100;
 /** Ops per second the producers aim at, so the kills land while the daemon is busy. */
