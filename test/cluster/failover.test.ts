@@ -26,6 +26,7 @@ import {
   loadDemoViews,
   seedSmall,
 } from '../helpers/views.ts';
+import { expectVotesAppliedOnce } from '../helpers/vote-ledger.ts';
 import { until } from '../helpers/wait.ts';
 
 // Guarantee 7 on a Redis Cluster: write-behind ops and refresh requests flow through a daemon
@@ -159,16 +160,7 @@ describe('a Redis Cluster master fails over mid-stream', () => {
     expect(daemon.child.exitCode, daemon.output().slice(-2000)).toBeNull(); // still up
 
     // Every op exactly once, votes = the last op per pair, posts.upvotes = vote sums.
-    const { rows: ledger } = await sql<{ total: number; distinct_ops: number; ours: number }>`
-      select count(*)::int as total, count(distinct op_id)::int as distinct_ops,
-             count(*) filter (where op_id = any(${opIds}::text[]))::int as ours
-      from viewkeeper.write_ledger where sink = 'votes'`.execute(ctx.db.db);
-    expect(ledger[0]).toEqual({ total: OPS, distinct_ops: OPS, ours: OPS });
-    const { rows: votes } = await sql<{ post_id: string; user_id: string; value: number }>`
-      select post_id, user_id, value from votes`.execute(ctx.db.db);
-    const actual = new Map(votes.map((vote) => [`${vote.post_id}:${vote.user_id}`, vote.value]));
-    expect([...expected].filter(([pair, value]) => actual.get(pair) !== value).slice(0, 5)).toEqual([]);
-    expect(actual.size).toBe(expected.size);
+    await expectVotesAppliedOnce(ctx.db, opIds, expected);
 
     // Runs that failed while the master was away were retried (or superseded): the views converge.
     // One more full rebuild of each would hide a lost partial refresh, so none is made here.

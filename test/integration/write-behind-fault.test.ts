@@ -23,6 +23,7 @@ import {
   loadDemoViews,
   seedSmall,
 } from '../helpers/views.ts';
+import { expectVotesAppliedOnce } from '../helpers/vote-ledger.ts';
 
 // Guarantee 4 with real processes: vote ops are produced while the daemon (`viewkeeper start`, a child
 // process) is killed with SIGKILL three times and restarted. Once everything drains, the votes table is
@@ -192,28 +193,8 @@ describe('write-behind under kill -9', () => {
       }
       expect(await queue.getFailedCount()).toBe(0);
 
-      // Ledger: every op exactly once.
-      const { rows: ledger } = await sql<{ total: number; distinct_ops: number; ours: number }>`
-        select count(*)::int as total, count(distinct op_id)::int as distinct_ops,
-               count(*) filter (where op_id = any(${opIds}::text[]))::int as ours
-        from viewkeeper.write_ledger where sink = 'votes'`.execute(ctx.db.db);
-      expect(ledger[0]).toEqual({ total: OPS, distinct_ops: OPS, ours: OPS });
-
-      // votes = the expected final state, exactly.
-      const { rows: votes } = await sql<{ post_id: string; user_id: string; value: number }>`
-        select post_id, user_id, value from votes`.execute(ctx.db.db);
-      const actual = new Map(votes.map((vote) => [`${vote.post_id}:${vote.user_id}`, vote.value]));
-      expect(actual.size).toBe(expected.size);
-      const wrong = [...expected].filter(([pair, value]) => actual.get(pair) !== value);
-      expect(wrong.slice(0, 5)).toEqual([]);
-
-      // posts.upvotes = vote sums.
-      const { rows: drift } = await sql<{ n: number }>`
-        select count(*)::int as n from posts p
-        where p.upvotes <> (select coalesce(sum(value), 0) from votes v where v.post_id = p.id)`.execute(
-        ctx.db.db,
-      );
-      expect(drift[0]!.n).toBe(0);
+      // Ledger: every op exactly once; votes = the expected final state; posts.upvotes = vote sums.
+      await expectVotesAppliedOnce(ctx.db, opIds, expected);
 
       // The views in Redis = their queries.
       for (const name of ['post_votes', 'trending', 'user_stats', 'trending_posts'] as DemoView[]) {
