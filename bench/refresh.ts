@@ -8,6 +8,7 @@
 //
 //   node bench/refresh.ts [--runs 3] [--loop-users 2000] [--only full,groups,partials,bulk,same-key,memory]
 //                         [--concurrency N] [--daemon-root DIR] [--daemon-node-options '...']
+//   node bench/refresh.ts --cluster [--runs 3]   full rebuilds on a Redis Cluster vs standalone (lib/cluster-rebuilds.ts)
 //
 // --concurrency sets VK_REFRESH_CONCURRENCY for the daemon, --daemon-node-options its NODE_OPTIONS;
 // --daemon-root runs the daemon (and the view files' library import) from another checkout, to A/B a
@@ -44,6 +45,7 @@ import {
   USERS,
   VOTES,
 } from './lib/bench-env.ts';
+import { runClusterBench } from './lib/cluster-rebuilds.ts';
 import { backendPids, startCpu } from './lib/cpu.ts';
 import { type DaemonProcess, readRss, sampleRss, startDaemon } from './lib/daemon-process.ts';
 import { printTable, sleep, summarize } from './lib/stats.ts';
@@ -56,6 +58,7 @@ const { values: flags } = parseArgs({
     concurrency: { type: 'string' },
     'daemon-root': { type: 'string' },
     'daemon-node-options': { type: 'string' },
+    cluster: { type: 'boolean', default: false },
   },
 });
 const ONLY = new Set(flags.only!.split(','));
@@ -702,4 +705,5 @@ async function report(startedAt: Date, data: { seeded: boolean; trendingRows: nu
   console.log(`\nwrote ${path.relative(ROOT, file)}`);
 }
 
-await main();
+if (flags.cluster) await runClusterBench(RUNS);
+else await main();

@@ -1,10 +1,10 @@
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { changedRows, claimOutbox, deleteOutbox, recordCaptureFailures } from '../db/capture-outbox.ts';
 import { describeError } from '../errors.ts';
 import { createSleeper } from '../lib/sleeper.ts';
 import { backoffMs } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { captureKeys } from '../redis/keys.ts';
 import type { RefreshBacklog } from '../sinks/refresh-backlog.ts';
 import { mapChanges } from './map-changes.ts';
@@ -23,7 +23,7 @@ export interface CaptureDrainerOptions {
   tables: Map<string, CapturedTable>;
   backlog: Pick<RefreshBacklog, 'mark'>;
   /** Queue Redis: where drain counts are kept for `capture status`. Owned by the caller. */
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   logger: Logger;
   /** Changed rows (keys) per batch; a larger single statement is drained alone. @defaultValue 5000 */

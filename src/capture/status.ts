@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { type OutboxStats, outboxStats } from '../db/capture-outbox.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { captureKeys } from '../redis/keys.ts';
 import { captureProblems } from './install.ts';
 import type { CapturedTable } from './tables.ts';
@@ -19,7 +19,7 @@ export interface CaptureStatus {
 const WINDOW_MINUTES = 5;
 
 /** Rows drained over the last five minutes (the current minute counted as far as it has gone). */
-export async function drainRate(redis: Redis, prefix: string): Promise<CaptureStatus['drained']> {
+export async function drainRate(redis: RedisConnection, prefix: string): Promise<CaptureStatus['drained']> {
   const keys = captureKeys(prefix);
   const now = Date.now();
   const minute = Math.floor(now / 60_000);
@@ -33,7 +33,7 @@ export async function drainRate(redis: Redis, prefix: string): Promise<CaptureSt
 export async function captureStatus(
   // biome-ignore lint/suspicious/noExplicitAny: the user's database of any type
   db: Kysely<any>,
-  redis: Redis,
+  redis: RedisConnection,
   prefix: string,
   tables: Map<string, CapturedTable>,
 ): Promise<CaptureStatus> {

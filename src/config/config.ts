@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { ViewkeeperError } from '../errors.ts';
+import { isClusterUrl, parseRedisTarget } from '../lib/redis-target.ts';
 import { redactSecrets, rememberSecret, rememberUrlSecrets } from './redact.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -116,6 +117,20 @@ function optionalUrl(env: Env, name: string, protocols: string[]): string | unde
 }
 
 function redisUrl(env: Env, name: string, fallback: string): string {
+  const raw = read(env, name) ?? fallback;
+  if (isClusterUrl(raw)) {
+    // redis+cluster://host:port,host:port — not one WHATWG URL (several hosts): target.ts parses it.
+    try {
+      parseRedisTarget(raw);
+    } catch (error) {
+      throw invalid(
+        name,
+        raw,
+        `a cluster URL like redis+cluster://host:port,host:port (${(error as Error).message})`,
+      );
+    }
+    return raw;
+  }
   const value = connectionUrl(env, name, ['redis:', 'rediss:'], fallback);
   const db = new URL(value).pathname.replace(/^\//, '');
   if (db !== '' && !/^\d{1,2}$/.test(db)) {
@@ -131,6 +146,17 @@ function integer(env: Env, name: string, min: number, max: number): number | und
     throw invalid(name, value, `a whole number from ${min} to ${max}`);
   }
   return Number(value);
+}
+
+/**
+ * True when `key` has a Redis Cluster hash tag: a `{` followed later by a `}` with something between
+ * (Redis then hashes only that part).
+ */
+export function hasHashTag(key: string): boolean {
+  const open = key.indexOf('{');
+  if (open === -1) return false;
+  const close = key.indexOf('}', open + 1);
+  return close > open + 1;
 }
 
 /** 127.0.0.0/8, ::1 and localhost: addresses no other machine can reach. */
@@ -177,6 +203,17 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     );
   }
 
+  const queueRedis = redisUrl(env, 'QUEUE_REDIS_URL', redis);
+  if (isClusterUrl(queueRedis) && !hasHashTag(prefix)) {
+    // BullMQ's scripts touch several keys of one queue ({prefix}:{queue}:…) in one call, and so do
+    // viewkeeper's own queue-side scripts: on a cluster they must all hash to one slot.
+    const variable = read(env, 'QUEUE_REDIS_URL') === undefined ? 'REDIS_URL' : 'QUEUE_REDIS_URL';
+    throw new ViewkeeperError(
+      'E_CONFIG',
+      `VK_PREFIX=${JSON.stringify(prefix)} has no hash tag, but ${variable} is a Redis Cluster, where every queue key must share one slot: set VK_PREFIX={${prefix.replace(/[{}]/g, '')}}, or point QUEUE_REDIS_URL at a standalone Redis`,
+    );
+  }
+
   return {
     databaseUrl: connectionUrl(
       env,
@@ -187,7 +224,7 @@ export function resolveConfig(env: Env, cwd: string = process.cwd()): ResolvedCo
     databaseReadUrl: optionalUrl(env, 'DATABASE_READ_URL', ['postgres:', 'postgresql:']),
     replicaWaitMs: integer(env, 'VK_REPLICA_WAIT_MS', 0, 600_000) ?? CONFIG_DEFAULTS.replicaWaitMs,
     redisUrl: redis,
-    queueRedisUrl: redisUrl(env, 'QUEUE_REDIS_URL', redis),
+    queueRedisUrl: queueRedis,
     queueRedisVariable: read(env, 'QUEUE_REDIS_URL') === undefined ? 'REDIS_URL' : 'QUEUE_REDIS_URL',
     prefix,
     jobsDir: path.resolve(cwd, read(env, 'VK_JOBS_DIR') ?? CONFIG_DEFAULTS.jobsDir),

@@ -66,6 +66,9 @@ export function redactSecrets(text: string): string {
 
 /** `host:port` of a connection URL, for error messages that must name the endpoint and nothing secret. */
 export function endpointOf(url: string, defaultPort: number): string {
+  // A cluster URL lists several seeds (redis+cluster://a:1,b:2): name the first, and say it is one.
+  const cluster = /^rediss?\+cluster:\/\/(?:[^@/]*@)?([^,/]+)/i.exec(url.trim());
+  if (cluster) return `cluster ${cluster[1]}`;
   try {
     const parsed = new URL(url);
     return `${parsed.hostname || '127.0.0.1'}:${parsed.port || defaultPort}`;

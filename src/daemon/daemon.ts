@@ -15,7 +15,12 @@ import { CHUNK_QUEUE } from '../queues/chunked-rebuild.ts';
 import { createQueue } from '../queues/factories.ts';
 import { createRefreshWorker } from '../queues/refresh-worker.ts';
 import { createWriteBehindWorker } from '../queues/write-behind-worker.ts';
-import { closeRedis, connectRedis, createRedis, warnOnEvictionPolicy } from '../redis/connections.ts';
+import {
+  closeRedis,
+  connectRedis,
+  createRedisConnection,
+  warnOnEvictionPolicy,
+} from '../redis/connections.ts';
 import { createScheduler } from '../scheduler/scheduler.ts';
 import { createRefreshBacklog } from '../sinks/refresh-backlog.ts';
 import { createAuditor } from '../views/audit.ts';
@@ -104,12 +109,18 @@ export function createDaemon(options: DaemonOptions): Daemon {
                 releases,
               });
 
-        const views = createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:views` });
+        const views = createRedisConnection(config.redisUrl, {
+          role: 'views',
+          name: `${config.prefix}:views`,
+        });
         releases.push('views redis', () => closeRedis(views));
         await connectRedis(views, config.redisUrl, 'REDIS_URL');
         await warnOnEvictionPolicy(views, logger, 'views');
 
-        const queue = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:queue` });
+        const queue = createRedisConnection(config.queueRedisUrl, {
+          role: 'queue',
+          name: `${config.prefix}:queue`,
+        });
         releases.push('queue redis', () => closeRedis(queue));
         await connectRedis(queue, config.queueRedisUrl, config.queueRedisVariable);
         await warnOnEvictionPolicy(queue, logger, 'queue');

@@ -1,5 +1,4 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { CaptureObserver } from '../capture/drainer.ts';
 import type { ResolvedConfig } from '../config/config.ts';
@@ -17,6 +16,7 @@ import { readStatus } from '../http/status-document.ts';
 import { createHttpSurface } from '../http/surface.ts';
 import type { Logger } from '../logging/create-logger.ts';
 import type { WriteBehindObserver } from '../queues/write-behind-worker.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import type { RefreshObserver } from '../views/observed-engine.ts';
 import type { Registry } from '../views/registry.ts';
 import type { ReleaseStack } from './release-stack.ts';
@@ -32,8 +32,8 @@ export interface OperationsOptions {
 /** What the daemon connects once its own parts exist. */
 export interface InstrumentParts {
   registry: Registry;
-  views: Redis;
-  queue: Redis;
+  views: RedisConnection;
+  queue: RedisConnection;
   db: Kysely<ViewkeeperDatabase>;
   /** The read replica, when DATABASE_READ_URL is set: its state and lag go into the status. */
   replica: ReadReplica | undefined;

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { WriteBehindObserver } from '../queues/write-behind-worker.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import type { RefreshObserver } from '../views/observed-engine.ts';
 import { readClientTotals } from './status-document.ts';
 
@@ -28,7 +28,7 @@ export interface RunPoint {
 export interface HistoryOptions {
   queues: Record<string, Queue>;
   writeBehindQueue: Queue;
-  views: Redis;
+  views: RedisConnection;
   prefix: string;
   /** @defaultValue 5000 */
   intervalMs?: number;

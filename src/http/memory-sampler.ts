@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
-import { viewKeys } from '../redis/keys.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import type { Registry } from '../views/registry.ts';
+import { indexKeysOf, sampleIndex } from '../views/writers/view-slots.ts';
 
 /** A view's estimated Redis memory. */
 export interface MemoryEstimate {
@@ -13,7 +13,7 @@ export interface MemoryEstimate {
 
 export interface MemorySamplerOptions {
   definitions: Registry;
-  views: Redis;
+  views: RedisConnection;
   prefix: string;
   /** Keys measured per view. @defaultValue 20 */
   sampleKeys?: number;
@@ -49,10 +49,12 @@ export function createMemorySampler(options: MemorySamplerOptions): MemorySample
 
   async function estimate(name: string): Promise<MemoryEstimate | undefined> {
     const view = options.definitions.view(name)!;
-    const { keyIndex } = viewKeys(prefix, name);
-    const count = await views.zcard(keyIndex);
+    // One index on one server; one per slot on a cluster (counted together, sampled across slots).
+    const indexes = await indexKeysOf(views, prefix, name, 'keyIndex');
+    const counts = await Promise.all(indexes.map((index) => views.zcard(index)));
+    const count = counts.reduce((sum, one) => sum + one, 0);
     if (count > 0) {
-      const members = (await views.zrandmember(keyIndex, Math.min(sampleKeys, count))) as unknown as string[];
+      const members = await sampleIndex(views, prefix, name, 'keyIndex', Math.min(sampleKeys, count));
       let total = 0;
       for (const key of members) total += await usage(key);
       return {

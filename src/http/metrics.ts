@@ -1,11 +1,11 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { CaptureObserver } from '../capture/drainer.ts';
 import type { ReadReplica } from '../db/read-replica.ts';
 import type { ViewkeeperDatabase } from '../db/schema.ts';
 import type { WriteBehindObserver } from '../queues/write-behind-worker.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { viewKeys } from '../redis/keys.ts';
 import { refreshBacklogKey } from '../sinks/refresh-backlog.ts';
 import type { RefreshObserver } from '../views/observed-engine.ts';
@@ -16,9 +16,9 @@ import { readClientTotals } from './status-document.ts';
 export interface MetricsOptions {
   definitions: Definitions;
   /** The views Redis: view metadata and client counters, read at every scrape. */
-  views: Redis;
+  views: RedisConnection;
   /** The queue Redis: the sinks' refresh backlog. */
-  queue: Redis;
+  queue: RedisConnection;
   /** Queues whose job counts are exported, by name. */
   queues: Record<string, Queue>;
   /** The write-behind queue, for the age of its oldest waiting op. */

@@ -1,5 +1,4 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { sql } from 'kysely';
 import { STATS_FIELDS } from '../client/stats.ts';
@@ -8,7 +7,9 @@ import { outboxStats } from '../db/capture-outbox.ts';
 import type { ReadReplica, ReplicaStatus } from '../db/read-replica.ts';
 import type { ViewkeeperDatabase } from '../db/schema.ts';
 import { nextSlot } from '../lib/cron.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { auditKey, chunkStatePattern, clientKeys, viewKeys } from '../redis/keys.ts';
+import { scanKeys } from '../redis/scan.ts';
 import type { Registry } from '../views/registry.ts';
 
 /** Queue states counted in the status document and in the metrics. */
@@ -17,9 +18,9 @@ export const COUNTED_STATES = ['waiting', 'active', 'delayed', 'failed', 'comple
 export interface StatusSources {
   registry: Registry;
   /** The views Redis: view metadata and the client counters. */
-  views: Redis;
+  views: RedisConnection;
   /** The queue Redis: chunked-rebuild progress. */
-  queue: Redis;
+  queue: RedisConnection;
   /** Queues whose depths are reported, by name (at least `refresh`). */
   queues: Record<string, Queue>;
   db: Kysely<ViewkeeperDatabase>;
@@ -48,7 +49,7 @@ interface LastRun {
   trigger: string;
 }
 
-export async function readClientTotals(views: Redis, prefix: string): Promise<ClientTotals> {
+export async function readClientTotals(views: RedisConnection, prefix: string): Promise<ClientTotals> {
   const raw = await views.hgetall(clientKeys(prefix).stats);
   const value = (field: string) => Number(raw[field] ?? 0) || 0;
   const totals = {
@@ -149,12 +150,13 @@ export const STATUS_QUEUES = [QUEUES.refresh, QUEUES.writeBehind] as const;
 
 /** Chunked rebuilds in progress, by view: the progress hashes the parent jobs keep. */
 async function chunkProgress(
-  redis: Redis,
+  redis: RedisConnection,
   prefix: string,
 ): Promise<Map<string, { done: number; total: number }>> {
   const progress = new Map<string, { done: number; total: number }>();
-  for await (const keys of redis.scanStream({ match: chunkStatePattern(prefix), count: 100 })) {
-    for (const key of keys as string[]) {
+  // On a cluster the progress hashes may be on any master (a hash-tagged prefix keeps them on one).
+  for await (const keys of scanKeys(redis, chunkStatePattern(prefix))) {
+    for (const key of keys) {
       const state = await redis.hgetall(key);
       if (state.view)
         progress.set(state.view, { done: Number(state.done ?? 0), total: Number(state.total ?? 0) });

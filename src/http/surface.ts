@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { enqueueRefresh } from '../client/refresh.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { clientKeys } from '../redis/keys.ts';
 import type { Registry } from '../views/registry.ts';
 import { createAuth } from './auth.ts';
@@ -22,7 +22,7 @@ export interface SurfaceParts {
   status: () => Promise<StatusDocument>;
   history: History;
   memory: MemorySampler;
-  views: Redis;
+  views: RedisConnection;
   prefix: string;
   refreshQueue: Queue;
   /** Every queue bull-board shows: the public ones and the internal ones. */

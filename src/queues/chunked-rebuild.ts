@@ -1,8 +1,8 @@
 import { type Job, type Queue, UnrecoverableError, WaitingChildrenError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { QUEUES, type RefreshJobResult } from '../contract.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { bullmqKeys, chunkStateKey } from '../redis/keys.ts';
 import { defineScripts } from '../redis/lua.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
@@ -45,7 +45,7 @@ export interface ChunkedRebuildOptions {
   engine: RefreshEngine;
   registry: Registry;
   /** Queue Redis: progress hashes live next to the jobs. */
-  redis: Redis;
+  redis: RedisConnection;
   chunkQueue: Queue<ChunkJobData>;
   prefix: string;
   logger: Logger;

@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { QUEUES } from '../contract.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { bullmqKeys, runKeys } from '../redis/keys.ts';
 import { defineScripts } from '../redis/lua.ts';
 import type { RefreshOutcome } from '../views/refresh-engine.ts';
@@ -19,7 +19,7 @@ const COVERAGE_SCRIPTS = defineScripts({
   vkRaiseCovered: { file: new URL('./scripts/raise-covered.lua', import.meta.url), keys: 'variable' },
 });
 
-export function createCoverage(redis: Redis, prefix: string) {
+export function createCoverage(redis: RedisConnection, prefix: string) {
   const counterKey = bullmqKeys(prefix, QUEUES.refresh).id;
   const scripts = COVERAGE_SCRIPTS.load(redis);
   const coveredKey = (identity: string) => runKeys(prefix, identity).covered;

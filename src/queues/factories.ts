@@ -9,7 +9,7 @@ import {
   Worker,
   type WorkerOptions,
 } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../redis/connections.ts';
 
 // The only module that builds BullMQ objects, so connection and retention settings live in one place.
 //
@@ -31,7 +31,7 @@ const ignore: BullErrorHandler = () => {};
 
 export function createQueue(
   name: string,
-  connection: Redis,
+  connection: RedisConnection,
   prefix: string,
   defaultJobOptions?: JobsOptions,
   onError: BullErrorHandler = ignore,
@@ -43,7 +43,7 @@ export function createQueue(
 
 export function createQueueEvents(
   name: string,
-  connection: Redis,
+  connection: RedisConnection,
   prefix: string,
   onError: BullErrorHandler = ignore,
 ): QueueEvents {
@@ -100,7 +100,7 @@ export function createWorker<Data, Result>(
   name: string,
   /** null: jobs are fetched by hand (`getNextJob`), as the write-behind batcher does. */
   processor: Processor<Data, Result> | null,
-  connection: Redis,
+  connection: RedisConnection,
   prefix: string,
   options: Omit<WorkerOptions, 'connection' | 'prefix'>,
   /** Told about every job failed for undecodable data (for the log). */

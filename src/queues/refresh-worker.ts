@@ -1,10 +1,10 @@
 import { DelayedError, type Job, UnrecoverableError, WaitingChildrenError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { QUEUES, type RefreshJobData, type RefreshJobResult } from '../contract.ts';
 import { describeError, isViewkeeperError } from '../errors.ts';
 import { createSlots } from '../lib/slots.ts';
 import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { parseScheduledJobId } from '../scheduler/scheduler.ts';
 import { refreshIdentity } from '../views/params.ts';
 import type { RefreshEngine, RunOptions } from '../views/refresh-engine.ts';
@@ -19,7 +19,7 @@ import { parseRefreshJob } from './refresh-payload.ts';
 
 export interface RefreshWorkerOptions {
   /** Queue Redis connection with `maxRetriesPerRequest: null`; owned by the caller. */
-  connection: Redis;
+  connection: RedisConnection;
   prefix: string;
   registry: Registry;
   engine: RefreshEngine;

@@ -1,11 +1,11 @@
 import { type Job, UnrecoverableError } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { QUEUES, type WriteBehindJobData, type WriteBehindJobResult } from '../contract.ts';
 import { capturingTxid } from '../db/capture-outbox.ts';
 import { describeError, ViewkeeperError } from '../errors.ts';
 import { backoffMs, isTransient } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { captureKeys } from '../redis/keys.ts';
 import {
   type AppendRequest,
@@ -27,7 +27,7 @@ import { parseWriteJob, sinksOf, type WriteRequest } from './write-behind-payloa
 
 export interface WriteBehindWorkerOptions {
   /** Queue Redis connection with `maxRetriesPerRequest: null`; owned by the caller. */
-  connection: Redis;
+  connection: RedisConnection;
   prefix: string;
   /** Sinks (and the views they refresh). */
   registry: Registry;
@@ -277,7 +277,7 @@ export function createWriteBehindWorker(options: WriteBehindWorkerOptions): Writ
   }
 
   async function commitLoop(): Promise<void> {
-    // The post-commit stage of one batch (mark refreshes, complete jobs: Redis) overlaps the commit of
+    // The post-commit stage of one batch (mark refreshes, complete jobs: RedisConnection) overlaps the commit of
     // the next (Postgres); stages run one at a time, in batch order.
     let finishing: Promise<void> = Promise.resolve();
     for (;;) {

@@ -1,6 +1,14 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { connectFailure, databaseNumber, failureKind } from '../connect-failure.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import { isClusterUrl, parseRedisTarget } from './target.ts';
+
+/**
+ * A connection to a views or queue Redis: one server or a Redis Cluster (`redis+cluster://`, see
+ * target.ts). Both classes share ioredis' command interface, so code that sends commands takes this
+ * type; what differs (scans, slots) goes through redis/placement.ts and redis/scan.ts.
+ */
+export type RedisConnection = Redis | Cluster;
 
 /**
  * What a connection is for decides how it behaves when Redis goes away:
@@ -24,19 +32,68 @@ const ROLE_OPTIONS: Record<ConnectionRole, RedisOptions> = {
   subscriber: { maxRetriesPerRequest: null },
 };
 
-/** A new ioredis connection for `url` (which may carry a db number and credentials). Not yet connected. */
+/** A new connection to the single server `url` names (with its db number and credentials). Not yet connected. */
 export function createRedis(url: string, options: RedisConnectionOptions): Redis {
-  const redis = new Redis(url, {
-    ...ROLE_OPTIONS[options.role],
-    connectionName: options.name,
-    connectTimeout: options.connectTimeoutMs ?? 5000,
-    lazyConnect: true,
-    // RESP2 reply shapes everywhere: BullMQ and our Lua scripts expect them.
-    protocol: 2,
-  });
+  if (isClusterUrl(url)) {
+    throw new Error('a redis+cluster:// URL needs createRedisConnection(), which returns a Cluster');
+  }
+  const redis = new Redis(url, { ...nodeOptions(options), lazyConnect: true });
   // Errors surface through commands and `ready`; an 'error' with no listener would crash the process.
   redis.on('error', () => {});
   return redis;
+}
+
+/**
+ * A new connection for `url`: a single server, or an ioredis `Cluster` for a `redis+cluster://` URL
+ * (target.ts), with the role's options on every node. Not yet connected.
+ */
+export function createRedisConnection(url: string, options: RedisConnectionOptions): RedisConnection {
+  const target = parseRedisTarget(url);
+  if (target.kind === 'standalone') return createRedis(target.url, options);
+  const cluster = new Cluster(target.nodes, {
+    lazyConnect: true,
+    // No auto-pipelining: ioredis routes an auto-pipelined EVALSHA by its first argument (the SHA),
+    // not its first key (redis/ioredis#2109), and every write here is a script. Per-slot calls are
+    // still issued together, so their round trips overlap.
+    enableAutoPipelining: false,
+    // A failover takes a few seconds (the replica waits out cluster-node-timeout, then is elected):
+    // queue and subscriber commands wait for the new topology, up to about 15 s, as a standalone
+    // queue connection waits for its server; a views command gives up after about 5 s, so the run
+    // fails with one line and is retried (views commands fail after a few retries on one server too).
+    retryDelayOnFailover: 300,
+    retryDelayOnClusterDown: 300,
+    maxRedirections: options.role === 'views' ? 16 : 50,
+    redisOptions: {
+      ...nodeOptions(options),
+      username: target.username,
+      password: target.password,
+      ...(target.tls ? { tls: {} } : {}),
+    },
+  });
+  cluster.on('error', () => {});
+  return cluster;
+}
+
+function nodeOptions(options: RedisConnectionOptions): RedisOptions {
+  return {
+    ...ROLE_OPTIONS[options.role],
+    connectionName: options.name,
+    connectTimeout: options.connectTimeoutMs ?? 5000,
+    // RESP2 reply shapes everywhere: BullMQ and our Lua scripts expect them.
+    protocol: 2,
+  };
+}
+
+/** A new connection with the same target and options as `redis` (not yet connected, errors muted). */
+export function duplicateConnection(redis: RedisConnection): RedisConnection {
+  const copy = isCluster(redis) ? redis.duplicate() : redis.duplicate();
+  copy.on('error', () => {});
+  return copy;
+}
+
+/** True when `redis` is a Redis Cluster connection. */
+export function isCluster(redis: RedisConnection): redis is Cluster {
+  return redis instanceof Cluster;
 }
 
 /**
@@ -48,7 +105,7 @@ export function createRedis(url: string, options: RedisConnectionOptions): Redis
  * On failure the connection is disconnected (no background reconnect loop is left behind).
  */
 export async function connectRedis(
-  redis: Redis,
+  redis: RedisConnection,
   url: string,
   variable: string,
   timeoutMs = 5000,
@@ -71,8 +128,9 @@ export async function connectRedis(
     await Promise.race([
       (async () => {
         if (redis.status !== 'ready') await (redis.status === 'wait' ? redis.connect() : waitReady(redis));
-        const db = databaseNumber(url);
-        if (db !== 0) await redis.select(db);
+        // A cluster has only database 0 (target.ts refuses a path): nothing to check.
+        const db = isCluster(redis) ? 0 : databaseNumber(url);
+        if (db !== 0) await (redis as Redis).select(db);
       })(),
       refused,
       new Promise((_, reject) => {
@@ -89,7 +147,7 @@ export async function connectRedis(
   }
 }
 
-function waitReady(redis: Redis): Promise<void> {
+function waitReady(redis: RedisConnection): Promise<void> {
   return new Promise((resolve, reject) => {
     redis.once('ready', () => resolve());
     redis.once('end', () => reject(new Error('connection closed')));
@@ -97,7 +155,7 @@ function waitReady(redis: Redis): Promise<void> {
 }
 
 /** Quits politely, or drops the socket when Redis is gone. Safe to call more than once. */
-export async function closeRedis(redis: Redis): Promise<void> {
+export async function closeRedis(redis: RedisConnection): Promise<void> {
   if (redis.status === 'end') return;
   if (redis.status !== 'ready') {
     redis.disconnect();
@@ -117,12 +175,15 @@ export async function closeRedis(redis: Redis): Promise<void> {
  * Managed Redis services that hide `INFO` are skipped with a debug line. Returns the policy.
  */
 export async function warnOnEvictionPolicy(
-  redis: Redis,
+  redis: RedisConnection,
   logger: Logger,
   role: 'queue' | 'views' = 'queue',
 ): Promise<string | undefined> {
   try {
-    const info = await redis.info('memory');
+    // On a cluster every master has its own setting; the first one stands for all (they are
+    // configured alike in practice, and one line per node would repeat the same advice).
+    const node = isCluster(redis) ? redis.nodes('master')[0] : redis;
+    const info = node ? await node.info('memory') : '';
     const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1];
     if (role === 'queue' && policy && policy !== 'noeviction') {
       logger.warn(

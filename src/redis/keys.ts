@@ -15,6 +15,36 @@ export function viewKeys(prefix: string, view: string) {
     heads: `${meta}:heads`,
     /** Where a full rebuild of a zset or json view is built before the swap. */
     temp: (seq: number) => `${meta}:tmp:${seq}`,
+    /**
+     * Redis Cluster: the hash of one slot's `floor` and `fields` (on one server they live in the
+     * metadata hash), named into each slot by placement.ts.
+     */
+    floor: `${meta}:floor`,
+    /** Redis Cluster: set of the slots (numbers) the view's per-slot keys were ever written in. */
+    slots: `${meta}:slots`,
+  };
+}
+
+/**
+ * The keys one script call of a view's writer uses for the keys of one slot (redis/placement.ts):
+ * on one server the view's own index, metadata and heads keys (slot 0, names unchanged); on a
+ * cluster a copy of each placed in `slot`, so that the script touches that slot only.
+ */
+export function viewSlotKeys(
+  prefix: string,
+  view: string,
+  slot: number,
+  inSlot: (base: string, slot: number) => string,
+  cluster: boolean,
+) {
+  const keys = viewKeys(prefix, view);
+  return {
+    keyIndex: inSlot(keys.keyIndex, slot),
+    memberIndex: inSlot(keys.memberIndex, slot),
+    /** Holds 'floor' and 'fields': the metadata hash itself on one server. */
+    floor: cluster ? inSlot(keys.floor, slot) : keys.meta,
+    heads: inSlot(keys.heads, slot),
+    temp: (seq: number) => inSlot(keys.temp(seq), slot),
   };
 }
 

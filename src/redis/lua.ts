@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 
 // The one Lua script loader. Every owner (the refresh engine's writers, the client's cache-aside,
 // the write-behind refresh backlog, coverage, chunked rebuilds) declares a table of its scripts —
@@ -34,7 +34,7 @@ export function defineScripts<Name extends string>(table: Record<Name, ScriptSpe
   let sources: Map<Name, string> | undefined;
   const names = Object.keys(table) as Name[];
   return {
-    load(redis: Redis): LuaScripts<Name> {
+    load(redis: Redis | Cluster): LuaScripts<Name> {
       sources ??= new Map(names.map((name) => [name, readFileSync(table[name].file, 'utf8')]));
       const commands = redis as unknown as Record<string, ScriptFn>;
       for (const [name, lua] of sources) {

@@ -1,11 +1,12 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './connections.ts';
 import { defineScripts, type LuaScripts } from './lua.ts';
 
 // The refresh engine's scripts: one Lua file per atomic operation; each file's header documents its
 // KEYS and ARGV. Loaded by the one loader (lua.ts).
 const at = (file: string) => new URL(`./scripts/${file}`, import.meta.url);
 const ENGINE_SCRIPTS = defineScripts({
-  vkAcquireRun: { file: at('acquire-run.lua'), keys: 'variable' },
+  vkTakeLocks: { file: at('take-locks.lua'), keys: 'variable' },
+  vkTakeSeq: { file: at('take-seq.lua'), keys: 1 },
   vkExtendLock: { file: at('extend-lock.lua'), keys: 'variable' },
   vkFinishRun: { file: at('finish-run.lua'), keys: 'variable' },
   vkFailRun: { file: at('fail-run.lua'), keys: 'variable' },
@@ -18,6 +19,8 @@ const ENGINE_SCRIPTS = defineScripts({
   vkWriteGroups: { file: at('write-groups.lua'), keys: 3 },
   vkSweepGroups: { file: at('sweep-groups.lua'), keys: 3 },
   vkAppendList: { file: at('append-list.lua'), keys: 3 },
+  // Redis Cluster: the release step of finish-run and fail-run for locks in many slots (run-lock.ts).
+  vkReleaseLocks: { file: at('release-locks.lua'), keys: 'variable' },
 });
 
 /** Calls one of the engine's scripts. */
@@ -25,6 +28,6 @@ export type Scripts = ReturnType<typeof ENGINE_SCRIPTS.load>;
 export type ScriptName = Scripts extends LuaScripts<infer Name> ? Name : never;
 
 /** Registers the scripts on `redis` (idempotent) and returns a typed caller. */
-export function loadScripts(redis: Redis): Scripts {
+export function loadScripts(redis: RedisConnection): Scripts {
   return ENGINE_SCRIPTS.load(redis);
 }

@@ -1,11 +1,11 @@
 import { hostname } from 'node:os';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import nodeCron, { type ScheduledTask } from 'node-cron';
 import { refreshDedupId } from '../contract.ts';
 import { describeError } from '../errors.ts';
 import { previousSlot, slotIntervalMs } from '../lib/cron.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { tickClaimKey, viewKeys } from '../redis/keys.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
 import type { Registry } from '../views/registry.ts';
@@ -15,9 +15,9 @@ export interface SchedulerOptions {
   /** The refresh queue scheduled rebuilds are added to. */
   queue: Queue;
   /** Where tick claims live (the queue Redis: it must not evict). */
-  claims: Redis;
+  claims: RedisConnection;
   /** Where view metadata lives (the views Redis). */
-  views: Redis;
+  views: RedisConnection;
   prefix: string;
   logger: Logger;
   /**

@@ -1,9 +1,9 @@
-import type { Redis } from 'ioredis';
 import { describeError } from '../errors.ts';
 import { createSleeper } from '../lib/sleeper.ts';
 import { createSlots } from '../lib/slots.ts';
 import { backoffMs } from '../lib/transient.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { refreshBacklogKey, refreshReceiptKeys } from '../redis/keys.ts';
 import { defineScripts } from '../redis/lua.ts';
 import type { ViewDefinition } from '../views/define-view.ts';
@@ -24,7 +24,7 @@ export { refreshBacklogKey };
 
 export interface RefreshBacklogOptions {
   /** Queue Redis (persistent, noeviction); owned by the caller. */
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   views: (name: string) => ViewDefinition | undefined;
   engine: RefreshEngine;

@@ -1,11 +1,12 @@
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Logger } from '../logging/create-logger.ts';
-import { auditKey, viewKeys } from '../redis/keys.ts';
+import type { RedisConnection } from '../redis/connections.ts';
+import { auditKey } from '../redis/keys.ts';
 import type { ViewDefinition } from './define-view.ts';
 import { validateParams } from './params.ts';
 import type { RefreshEngine } from './refresh-engine.ts';
 import { type Content, rowContent, templateParser } from './view-content.ts';
+import { indexKeysOf, sampleIndex } from './writers/view-slots.ts';
 
 // The drift audit: does Redis still hold what the view's query returns? Something other than
 // viewkeeper may have written, deleted or evicted a key (an app's stray HSET, a FLUSHDB, maxmemory
@@ -43,7 +44,7 @@ export interface AuditorOptions {
   // biome-ignore lint/suspicious/noExplicitAny: views bring their own database types
   db: Kysely<any>;
   /** The views Redis. */
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   engine: RefreshEngine;
   logger: Logger;
@@ -114,7 +115,6 @@ export function createAuditor(options: AuditorOptions): Auditor {
   /** The probes of a sampled audit; undefined when the view must be compared whole. */
   async function sampleProbes(view: ViewDefinition, sample: number): Promise<Probe[] | undefined> {
     const names = Object.keys(view.params ?? {});
-    const keys = viewKeys(prefix, view.name);
     if (view.shape === 'zset') {
       const parse = templateParser(view.member!, names);
       if (!parse) return undefined;
@@ -123,7 +123,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
       // (one deleted behind viewkeeper's back shows up there).
       const members = new Set([
         ...((await redis.zrandmember(live, sample)) as string[]),
-        ...((await redis.zrandmember(keys.memberIndex, sample)) as string[]),
+        ...(await sampleIndex(redis, prefix, view.name, 'memberIndex', sample)),
       ]);
       return [...members]
         .slice(0, sample)
@@ -131,7 +131,7 @@ export function createAuditor(options: AuditorOptions): Auditor {
     }
     const parse = templateParser(view.key, names);
     if (!parse) return undefined;
-    const picked = (await redis.zrandmember(keys.keyIndex, sample)) as string[];
+    const picked = await sampleIndex(redis, prefix, view.name, 'keyIndex', sample);
     return picked.flatMap((key) => probe(view, parse(key), key, key));
   }
 
@@ -188,7 +188,10 @@ export function createAuditor(options: AuditorOptions): Auditor {
       return { checked: members.size, keys: differing.map((member) => `${live} ${member}`) };
     }
     const want = new Map(result.map((row) => [view.key.fill(row), rowContent(view, row)]));
-    const indexed = await redis.zrange(viewKeys(prefix, view.name).keyIndex, '0', '-1');
+    const indexed: string[] = [];
+    for (const index of await indexKeysOf(redis, prefix, view.name, 'keyIndex')) {
+      indexed.push(...(await redis.zrange(index, '0', '-1')));
+    }
     const all = [...new Set([...want.keys(), ...indexed])];
     const differing: Probe[] = [];
     for (const key of all) {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import type { Scripts } from '../redis/scripts.ts';
 import type { KeyRange, ViewDefinition } from './define-view.ts';
 import { refreshIdentity } from './params.ts';
@@ -36,7 +36,7 @@ export interface ChunkedRuns {
 }
 
 export interface ChunkedRunsOptions {
-  redis: Redis;
+  redis: RedisConnection;
   scripts: Scripts;
   prefix: string;
   lock: RunLock;

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { ViewkeeperError } from '../errors.ts';
 import { cronProblem } from '../lib/cron.ts';
 import { type CaptureOptions, type CaptureRule, resolveCapture } from './capture-spec.ts';
+import { hashTagProblem } from './hash-tag-check.ts';
 import { type KeyTemplate, parseKeyTemplate } from './key-template.ts';
 import type { ParamSpec, ParamType, ParamValues } from './params.ts';
 
@@ -275,6 +276,8 @@ export function resolveView(options: ViewOptions<unknown, ParamSpec, Row>): View
   if (typeof options.query !== 'function')
     fail(name, 'query must be a function (db, params) => Kysely query');
   const key = parseKeyTemplate(options.key, `view ${JSON.stringify(name)}: key`);
+  const tagProblem = hashTagProblem(key);
+  if (tagProblem) fail(name, `key ${JSON.stringify(options.key)} ${tagProblem}`);
   const perRow = options.shape === 'hash' || options.shape === 'value';
   const keyed = KEYED_SHAPES.includes(options.shape);
   if (keyed && key.columns.length === 0) {

@@ -1,11 +1,13 @@
-import type { Redis } from 'ioredis';
 import { ViewkeeperError } from '../errors.ts';
+import type { RedisConnection } from '../redis/connections.ts';
 import { viewKeys } from '../redis/keys.ts';
+import { placementOf } from '../redis/placement.ts';
 import type { Scripts } from '../redis/scripts.ts';
 import type { ViewDefinition } from './define-view.ts';
 import type { RunLock } from './run-lock.ts';
 import { createElementEncoder, elementProblem, groupParams, orderKeyOf } from './writers/group-elements.ts';
 import type { Row } from './writers/shape-writer.ts';
+import { viewSlots } from './writers/view-slots.ts';
 
 export interface AppendOutcome {
   /** Elements pushed (an element already in its list is not pushed again). */
@@ -29,12 +31,51 @@ export interface ListAppender {
 }
 
 export function createListAppender(options: {
-  redis: Redis;
+  redis: RedisConnection;
   scripts: Scripts;
   prefix: string;
   lock: RunLock;
 }): ListAppender {
   const { redis, scripts, prefix, lock } = options;
+  const placement = placementOf(redis);
+
+  /**
+   * Redis Cluster: the groups' lists are in many slots and the metadata in another, so one MULTI
+   * cannot hold them all. The sequence is taken first (so a rebuild that started earlier still skips
+   * these groups), then one append-list.lua call per slot with that slot's index and heads — each
+   * group's check-and-push stays atomic — then the version bump and event.
+   */
+  async function appendOnCluster(
+    view: ViewDefinition,
+    triples: [string, string, string][],
+    rowCount: number,
+    changed: string[],
+  ): Promise<{ count: number; refused: string[] }> {
+    const seq = await lock.sequence(view);
+    const slots = viewSlots(redis, prefix, view.name);
+    const groups = placement.group(triples, ([key]) => key);
+    await slots.register(groups.keys());
+    const replies = await Promise.all(
+      [...groups].map(([slot, group]) => {
+        const keys = slots.keysOf(slot);
+        return scripts.run<[number, ...string[]]>(
+          'vkAppendList',
+          [keys.keyIndex, keys.floor, keys.heads],
+          [view.ttl, view.list!.maxLength, seq, ...group.flat()],
+        );
+      }),
+    );
+    await lock.finish(view, [], '', {
+      kind: 'partial',
+      ms: 0,
+      summary: { rows: rowCount, changedKeys: changed, superseded: false },
+    });
+    return {
+      count: replies.reduce((sum, [count]) => sum + count, 0),
+      refused: replies.flatMap(([, ...refused]) => refused),
+    };
+  }
+
   return {
     async append(view, rows) {
       if (view.shape !== 'list') {
@@ -78,7 +119,11 @@ export function createListAppender(options: {
       // Oldest first: each push must land at the head, above the one before it.
       triples.sort((a, b) => (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
       const args = triples.flat();
-      if (args.length > 0) {
+      if (args.length > 0 && placement.cluster) {
+        const appended = await appendOnCluster(view, triples, rows.length, [...rowOf.keys()]);
+        outcome.appended = appended.count;
+        for (const key of appended.refused) refreshGroup(key, rowOf.get(key)!);
+      } else if (args.length > 0) {
         const keys = viewKeys(prefix, view.name);
         const changed = [...rowOf.keys()];
         const multi = redis.multi();
@@ -86,7 +131,7 @@ export function createListAppender(options: {
           multi,
           'vkAppendList',
           [keys.keyIndex, keys.meta, keys.heads],
-          [view.ttl, view.list!.maxLength, ...args],
+          [view.ttl, view.list!.maxLength, '', ...args],
         );
         lock.queueFinish(multi, view, {
           kind: 'partial',

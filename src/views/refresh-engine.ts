@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { ReadReplica } from '../db/read-replica.ts';
 import type { ViewkeeperDatabase } from '../db/schema.ts';
 import { describeError } from '../errors.ts';
 import type { Logger } from '../logging/create-logger.ts';
+import type { RedisConnection } from '../redis/connections.ts';
+import { placementOf } from '../redis/placement.ts';
 import { loadScripts, type Scripts } from '../redis/scripts.ts';
 import { type ChunkedRuns, createChunkedRuns } from './chunked-run.ts';
 import type { ViewDefinition } from './define-view.ts';
@@ -25,7 +26,7 @@ export interface RefreshEngineOptions {
   /** Views bring their own database types; the run history table is viewkeeper's. */
   db: Kysely<ViewkeeperDatabase>;
   /** The views Redis (not the queue Redis). */
-  redis: Redis;
+  redis: RedisConnection;
   prefix: string;
   logger: Logger;
   /** Rows fetched from the Postgres cursor per round trip. @defaultValue 2000 */
@@ -111,7 +112,7 @@ export function createRefreshEngine(options: RefreshEngineOptions): RefreshEngin
   const chunkedLockTtlMs = options.chunkedLockTtlMs ?? ENGINE_DEFAULTS.chunkedLockTtlMs;
   const eventsMaxLen = options.eventsMaxLen ?? ENGINE_DEFAULTS.eventsMaxLen;
   const logger = options.logger.child({ component: 'refresh' });
-  const lock = createRunLock({ scripts, prefix, eventsMaxLen });
+  const lock = createRunLock({ scripts, prefix, eventsMaxLen, redis, placement: placementOf(redis) });
   const rows = createRowSource({ db, chunkSize });
   const route = createReadRouter({
     primary: rows,

@@ -20,13 +20,7 @@ export function templateParser(
 ): ((text: string) => Row | undefined) | undefined {
   if (params.length === 0 || !params.every((name) => template.columns.includes(name))) return undefined;
   const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const pattern = new RegExp(
-    `^${template.source
-      .split(/\{[A-Za-z_][A-Za-z0-9_]*\}/)
-      .map(literal)
-      .join('(.*?)')}$`,
-    's',
-  );
+  const pattern = new RegExp(`^${template.literals.map(literal).join('(.*?)')}$`, 's');
   return (text) => {
     const match = pattern.exec(text);
     if (!match) return undefined;

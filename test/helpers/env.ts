@@ -9,7 +9,15 @@ declare module 'vitest' {
   export interface ProvidedContext {
     templateDatabase: string;
     testRedisUrl: string;
+    /** Only in the `cluster` project: its private Redis Cluster (cluster-global-setup.ts). */
+    testClusterUrl?: string;
+    testClusterPorts?: number[];
   }
+}
+
+/** The `cluster` project's Redis Cluster URL (`redis+cluster://…`), undefined in the other projects. */
+export function testClusterUrl(): string | undefined {
+  return inject('testClusterUrl');
 }
 
 export const TEST_DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';

@@ -1,12 +1,13 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { seedDemo } from '../../demo/seed.ts';
 import type { DbHandle } from '../../src/db/create-db.ts';
 import { silentLogger } from '../../src/logging/create-logger.ts';
 import { toRedisString } from '../../src/redis/codec.ts';
-import { runKeys, viewKeys } from '../../src/redis/keys.ts';
+import type { RedisConnection } from '../../src/redis/connections.ts';
+import { runKeys } from '../../src/redis/keys.ts';
+import { scanKeys as scanEveryMaster } from '../../src/redis/scan.ts';
 import type { StreamableQuery, ViewDefinition } from '../../src/views/define-view.ts';
 import { refreshIdentity } from '../../src/views/params.ts';
 import {
@@ -15,6 +16,7 @@ import {
   type RefreshEngineOptions,
 } from '../../src/views/refresh-engine.ts';
 import { loadRegistry, type Registry } from '../../src/views/registry.ts';
+import { indexKeysOf } from '../../src/views/writers/view-slots.ts';
 import type { TestContext } from './context.ts';
 
 type Row = Record<string, unknown>;
@@ -123,20 +125,23 @@ export function keyPattern(view: ViewDefinition): string {
   return view.key.source.replace(/\{[A-Za-z_][A-Za-z0-9_]*\}/g, '*');
 }
 
-export async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+export async function scanKeys(redis: RedisConnection, pattern: string): Promise<string[]> {
   const found = new Set<string>();
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', '1000');
-    for (const key of keys) found.add(key);
-    cursor = next;
-  } while (cursor !== '0');
+  for await (const keys of scanEveryMaster(redis, pattern, 1000)) for (const key of keys) found.add(key);
   return [...found].sort();
 }
 
-/** Keys recorded in a per-row view's key index (tombstones of deleted rows included). */
-export function indexedKeys(redis: Redis, prefix: string, view: ViewDefinition): Promise<string[]> {
-  return redis.zrange(viewKeys(prefix, view.name).keyIndex, '0', '-1');
+/** Keys recorded in a per-row view's key index (tombstones of deleted rows included; every slot's on a cluster). */
+export async function indexedKeys(
+  redis: RedisConnection,
+  prefix: string,
+  view: ViewDefinition,
+): Promise<string[]> {
+  const found: string[] = [];
+  for (const index of await indexKeysOf(redis, prefix, view.name, 'keyIndex')) {
+    found.push(...(await redis.zrange(index, '0', '-1')));
+  }
+  return found;
 }
 
 /**
@@ -144,7 +149,7 @@ export function indexedKeys(redis: Redis, prefix: string, view: ViewDefinition):
  * SCAN of the key pattern, so a key the index forgot (or a leftover of a vanished row) shows up.
  */
 export async function actualContent(
-  redis: Redis,
+  redis: RedisConnection,
   prefix: string,
   view: ViewDefinition,
 ): Promise<ViewContent> {
@@ -196,7 +201,7 @@ export async function actualContent(
 }
 
 /** Every data key of the view currently in Redis (per-row: SCAN of the pattern; others: the one key). */
-export async function dataKeys(redis: Redis, view: ViewDefinition): Promise<string[]> {
+export async function dataKeys(redis: RedisConnection, view: ViewDefinition): Promise<string[]> {
   if (view.key.columns.length > 0) return scanKeys(redis, keyPattern(view));
   const key = view.key.fill({});
   return (await redis.exists(key)) ? [key] : [];
@@ -204,7 +209,7 @@ export async function dataKeys(redis: Redis, view: ViewDefinition): Promise<stri
 
 /** Deletes the coalescing window of (view, params) so the next run is not refused as 'coalescing'. */
 export async function openWindow(
-  redis: Redis,
+  redis: RedisConnection,
   prefix: string,
   view: ViewDefinition,
   params?: Row,

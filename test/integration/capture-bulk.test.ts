@@ -39,7 +39,7 @@ afterAll(async () => {
 
 it('a 100,000-row UPDATE is one outbox row, refreshed in batched runs, every key right', async () => {
   const events: { view: string; keys: string[] | null }[] = [];
-  const subscriber = ctx.redis.duplicate();
+  const subscriber = ctx.duplicateRedis();
   subscriber.on('message', (_channel: string, message: string) => events.push(JSON.parse(message)));
   await subscriber.subscribe(eventsKey(ctx.prefix));
   const app = await otherApp(ctx);

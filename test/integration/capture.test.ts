@@ -1,8 +1,8 @@
-import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/index.ts';
 import type { Daemon } from '../../src/daemon/daemon.ts';
+import type { RedisConnection } from '../../src/redis/connections.ts';
 import { eventsKey } from '../../src/redis/keys.ts';
 import {
   drained,
@@ -25,7 +25,7 @@ let ctx: TestContext;
 let daemon: Daemon;
 let app: pg.Client;
 let views: Awaited<ReturnType<typeof loadDemoViews>>;
-let subscriber: Redis;
+let subscriber: RedisConnection;
 const events: { view: string; keys: string[] | null }[] = [];
 
 beforeAll(async () => {
@@ -36,7 +36,7 @@ beforeAll(async () => {
   await rebuildAll(ctx, Object.values(views));
   daemon = await startInProcess(ctx);
   app = await otherApp(ctx);
-  subscriber = ctx.redis.duplicate();
+  subscriber = ctx.duplicateRedis();
   subscriber.on('message', (_channel: string, message: string) => events.push(JSON.parse(message)));
   await subscriber.subscribe(eventsKey(ctx.prefix));
 });

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHotKeys, HOT_KEYS_KEPT } from '../../src/client/hot-keys.ts';
 import { clientKeys } from '../../src/redis/keys.ts';
@@ -23,12 +24,12 @@ describe('hot-key sampling', () => {
     const sampler = createHotKeys(key, 0.5, () => (coin++ % 2 === 0 ? 0.1 : 0.9));
     for (let i = 0; i < 10; i++) sampler.record('user_stats:1');
     sampler.record('user_stats:2');
-    await sampler.flush(ctx.redis);
+    await sampler.flush(ctx.redis as Redis);
     expect(await ctx.redis.zscore(key, 'user_stats:1')).toBe('10');
 
     const off = createHotKeys(clientKeys(`${ctx.prefix}b`).hotKeys, 0);
     for (let i = 0; i < 100; i++) off.record('user_stats:1');
-    await off.flush(ctx.redis);
+    await off.flush(ctx.redis as Redis);
     expect(await ctx.redis.exists(clientKeys(`${ctx.prefix}b`).hotKeys)).toBe(0);
   });
 
@@ -36,14 +37,14 @@ describe('hot-key sampling', () => {
     const key = clientKeys(`${ctx.prefix}c`).hotKeys;
     const sampler = createHotKeys(key, 1);
     for (let i = 0; i < 1000; i++) sampler.record(`k:${i}`);
-    await sampler.flush(ctx.redis);
+    await sampler.flush(ctx.redis as Redis);
     expect(await ctx.redis.zcard(key)).toBe(256);
 
     for (let round = 0; round < 5; round++) {
       sampler.record('hot');
       sampler.record('hot');
       for (let i = 0; i < 256; i++) sampler.record(`r${round}:${i}`);
-      await sampler.flush(ctx.redis);
+      await sampler.flush(ctx.redis as Redis);
     }
     expect(await ctx.redis.zcard(key)).toBe(HOT_KEYS_KEPT);
     expect(await ctx.redis.zrevrange(key, 0, 0)).toEqual(['hot']);

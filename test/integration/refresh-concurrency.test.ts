@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeRedis, type RedisConnection } from '../../src/redis/connections.ts';
 import type { ViewDefinition } from '../../src/views/define-view.ts';
 import type { RefreshEngine, RefreshOutcome } from '../../src/views/refresh-engine.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
@@ -18,7 +18,7 @@ import {
 let ctx: TestContext;
 let engine: RefreshEngine;
 let views: Record<DemoView, ViewDefinition>;
-const readers: Redis[] = [];
+const readers: RedisConnection[] = [];
 
 beforeAll(async () => {
   ctx = await createTestContext();
@@ -28,7 +28,7 @@ beforeAll(async () => {
   engine = createEngine(ctx, { chunkSize: 10 });
 });
 afterAll(async () => {
-  for (const reader of readers) reader.disconnect();
+  await Promise.all(readers.map((reader) => closeRedis(reader)));
   await ctx?.cleanup();
 });
 
@@ -45,8 +45,8 @@ async function expectConverged(view: ViewDefinition): Promise<void> {
 }
 
 /** Runs `read` in a tight loop on its own connection until `stop()`; collects what `read` reports. */
-function readLoop(read: (redis: Redis) => Promise<string[]>) {
-  const reader = ctx.redis.duplicate();
+function readLoop(read: (redis: RedisConnection) => Promise<string[]>) {
+  const reader = ctx.duplicateRedis();
   readers.push(reader);
   let running = true;
   let reads = 0;

@@ -46,7 +46,7 @@ afterAll(async () => {
 });
 
 function writer(options: Partial<Parameters<typeof createWriter>[0]> = {}): Writer {
-  const created = createWriter({ queue, sinks, redis: ctx.redis, ...options });
+  const created = createWriter({ queue, sinks, redis: ctx.redis as Redis, ...options });
   writers.push(created);
   return created;
 }

@@ -1,5 +1,4 @@
 import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { QUEUES, type WriteBehindJobData } from '../../src/contract.ts';
@@ -9,7 +8,12 @@ import {
   createWriteBehindWorker,
   type WriteBehindWorkerOptions,
 } from '../../src/queues/write-behind-worker.ts';
-import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
+import {
+  closeRedis,
+  connectRedis,
+  createRedisConnection,
+  type RedisConnection,
+} from '../../src/redis/connections.ts';
 import { defineSink } from '../../src/sinks/define-sink.ts';
 import { refreshBacklogKey } from '../../src/sinks/refresh-backlog.ts';
 import { createRegistry, loadRegistry, type Registry } from '../../src/views/registry.ts';
@@ -21,7 +25,7 @@ import { until } from '../helpers/wait.ts';
 // the ledger, "later wins", poison ops, bad input (guarantee 6), refreshes after commit, shutdown flush.
 
 let ctx: TestContext;
-let queueRedis: Redis;
+let queueRedis: RedisConnection;
 let queue: Queue<WriteBehindJobData>;
 let registry: Registry;
 let stopWorker: (() => Promise<void>) | undefined;
@@ -44,7 +48,7 @@ const bumps = defineSink<unknown>()({
 beforeAll(async () => {
   ctx = await createTestContext();
   await seedSmall(ctx.db);
-  queueRedis = createRedis(ctx.redisUrl, { role: 'queue', name: 'test-queue' });
+  queueRedis = createRedisConnection(ctx.redisUrl, { role: 'queue', name: 'test-queue' });
   await connectRedis(queueRedis, ctx.redisUrl, 'REDIS_URL');
   queue = createQueue(QUEUES.writeBehind, queueRedis, ctx.prefix) as Queue<WriteBehindJobData>;
   const demo = await loadRegistry(JOBS_DIR);

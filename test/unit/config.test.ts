@@ -135,4 +135,24 @@ describe('resolveConfig', () => {
     expect(message).toContain('VK_HTTP_TOKEN');
     expect(message).not.toContain('hunter2');
   });
+
+  it('accepts redis+cluster:// URLs and refuses a queue cluster without a hash-tagged VK_PREFIX, in one line', () => {
+    const cluster = 'redis+cluster://:sekrit@10.0.0.1:7000,10.0.0.2:7000';
+    const tagged = resolveConfig({ REDIS_URL: cluster, VK_PREFIX: '{vk}' });
+    expect(tagged.redisUrl).toBe(cluster);
+    expect(tagged.queueRedisUrl).toBe(cluster);
+    const message = configError({ REDIS_URL: cluster });
+    expect(message).toMatch(
+      /^VK_PREFIX="vk" has no hash tag, but REDIS_URL is a Redis Cluster.*set VK_PREFIX=\{vk\}/,
+    );
+    expect(message).not.toContain('\n');
+    expect(message).not.toContain('sekrit');
+    // Views on a cluster with the queues on a standalone Redis: no tag needed.
+    expect(resolveConfig({ REDIS_URL: cluster, QUEUE_REDIS_URL: 'redis://10.0.0.3:6379/0' }).prefix).toBe(
+      'vk',
+    );
+    expect(configError({ REDIS_URL: 'redis+cluster://10.0.0.1:7000/3', VK_PREFIX: '{vk}' })).toMatch(
+      /REDIS_URL.*only database 0/,
+    );
+  });
 });

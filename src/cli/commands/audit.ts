@@ -1,7 +1,7 @@
 import { loadConfig } from '../../config/config.ts';
 import { createDb } from '../../db/create-db.ts';
 import { silentLogger } from '../../logging/create-logger.ts';
-import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
+import { closeRedis, connectRedis, createRedisConnection } from '../../redis/connections.ts';
 import { createAuditor } from '../../views/audit.ts';
 import { createRefreshEngine } from '../../views/refresh-engine.ts';
 import { loadRegistry } from '../../views/registry.ts';
@@ -36,7 +36,7 @@ export const auditCommand = defineCommand({
       throw usageError(`unknown view ${JSON.stringify(name)}: known views are ${known || '(none)'}`);
     }
     const db = createDb(config.databaseUrl, { max: 2, applicationName: 'viewkeeper-audit' });
-    const redis = createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` });
+    const redis = createRedisConnection(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` });
     try {
       await db.ping();
       await connectRedis(redis, config.redisUrl, 'REDIS_URL');

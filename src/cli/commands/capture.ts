@@ -3,7 +3,7 @@ import { captureStatus } from '../../capture/status.ts';
 import { capturedTables } from '../../capture/tables.ts';
 import { loadConfig } from '../../config/config.ts';
 import { createDb } from '../../db/create-db.ts';
-import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
+import { closeRedis, connectRedis, createRedisConnection } from '../../redis/connections.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import { type CommandIo, defineCommand, usageError } from '../command.ts';
 
@@ -76,7 +76,10 @@ export const captureCommand = defineCommand({
         report(changes, dryRun, io);
         return 0;
       }
-      const redis = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
+      const redis = createRedisConnection(config.queueRedisUrl, {
+        role: 'queue',
+        name: `${config.prefix}:cli`,
+      });
       try {
         await connectRedis(redis, config.queueRedisUrl, 'QUEUE_REDIS_URL');
         const status = await captureStatus(db.db, redis, config.prefix, tables);

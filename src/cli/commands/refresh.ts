@@ -1,5 +1,4 @@
 import type { Queue, QueueEvents } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { enqueueRefresh, waitForRefresh } from '../../client/refresh.ts';
 import { loadConfig } from '../../config/config.ts';
 import { endpointOf } from '../../config/redact.ts';
@@ -8,8 +7,10 @@ import { QUEUES } from '../../contract.ts';
 import { ViewkeeperError } from '../../errors.ts';
 import { createQueue, createQueueEvents } from '../../queues/factories.ts';
 import { parseRefreshJob } from '../../queues/refresh-payload.ts';
-import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
+import type { RedisConnection } from '../../redis/connections.ts';
+import { closeRedis, connectRedis, createRedisConnection } from '../../redis/connections.ts';
 import { viewKeys } from '../../redis/keys.ts';
+import { placementOf } from '../../redis/placement.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import {
   CLOSE_TIMEOUT_MS,
@@ -66,11 +67,14 @@ export const refreshCommand = defineCommand({
     const deadline = Date.now() + (wait ? timeoutSeconds * 1000 : CONNECT_TIMEOUT_MS);
     const remaining = () => Math.max(1, deadline - Date.now());
     const variable = config.queueRedisVariable;
-    const connection = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
+    const connection = createRedisConnection(config.queueRedisUrl, {
+      role: 'queue',
+      name: `${config.prefix}:cli`,
+    });
     // Progress is read from the views Redis (key index and metadata).
     const views =
       wait && config.redisUrl !== config.queueRedisUrl
-        ? createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` })
+        ? createRedisConnection(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` })
         : connection;
     let queue: Queue | undefined;
     let events: QueueEvents | undefined;
@@ -176,11 +180,13 @@ function lost(url: string, variable: string, what: string): Error {
  * refresh meanwhile: close enough for a progress bar), against the rows of its last full rebuild.
  * It redraws one line of the terminal; returns the function that stops it and clears the line.
  */
-async function watchProgress(views: Redis, prefix: string, view: string): Promise<() => void> {
+async function watchProgress(views: RedisConnection, prefix: string, view: string): Promise<() => void> {
   const { meta, keyIndex } = viewKeys(prefix, view);
   const [seq, lastRows] = await views.hmget(meta, 'seq', 'rows');
   const since = Number(seq ?? 0);
-  const perRow = (await views.exists(keyIndex)) === 1 || since === 0;
+  // On a cluster the index is split by slot (placement.ts): counting it every 250 ms would cost a
+  // command per slot, so the bar shows the elapsed time only there.
+  const perRow = !placementOf(views).cluster && ((await views.exists(keyIndex)) === 1 || since === 0);
   const started = Date.now();
   let drawn = false;
   const timer = setInterval(async () => {

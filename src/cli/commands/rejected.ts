@@ -4,7 +4,7 @@ import { createDb } from '../../db/create-db.ts';
 import { deleteRejected, listRejected, type RejectedSelection } from '../../db/rejected-ops.ts';
 import { createQueue } from '../../queues/factories.ts';
 import { sinksOf } from '../../queues/write-behind-payload.ts';
-import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
+import { closeRedis, connectRedis, createRedisConnection } from '../../redis/connections.ts';
 import { retryRejected } from '../../sinks/replay-rejected.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import { type CommandIo, defineCommand, type ParsedInput, usageError } from '../command.ts';
@@ -73,7 +73,10 @@ async function retry(config: ResolvedConfig, which: RejectedSelection, io: Comma
   // Definitions first: the ops are validated against the sinks as they are defined now.
   const sinks = sinksOf((await loadRegistry(config.jobsDir)).others.values());
   const db = createDb(config.databaseUrl, { max: 1 });
-  const connection = createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
+  const connection = createRedisConnection(config.queueRedisUrl, {
+    role: 'queue',
+    name: `${config.prefix}:cli`,
+  });
   const queue = createQueue(QUEUES.writeBehind, connection, config.prefix);
   try {
     await db.ping();

@@ -9,7 +9,7 @@ import {
   type StatusDocument,
 } from '../../http/status-document.ts';
 import { createQueue } from '../../queues/factories.ts';
-import { closeRedis, connectRedis, createRedis } from '../../redis/connections.ts';
+import { closeRedis, connectRedis, createRedisConnection } from '../../redis/connections.ts';
 import { loadRegistry } from '../../views/registry.ts';
 import { CLOSE_TIMEOUT_MS, defineCommand, within } from '../command.ts';
 
@@ -23,11 +23,11 @@ export const statusCommand = defineCommand({
   async run(input, io) {
     const config = loadConfig();
     const registry = await loadRegistry(config.jobsDir);
-    const views = createRedis(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` });
+    const views = createRedisConnection(config.redisUrl, { role: 'views', name: `${config.prefix}:cli` });
     const queueConnection =
       config.queueRedisUrl === config.redisUrl
         ? views
-        : createRedis(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
+        : createRedisConnection(config.queueRedisUrl, { role: 'queue', name: `${config.prefix}:cli` });
     const db = createDb(config.databaseUrl, { max: 1 });
     // A standby that does not answer is a line of the status, not a failure of the command.
     const replica =

@@ -8,26 +8,31 @@
 -- An element already in the list is not pushed again: a write-behind batch redelivered after a
 -- crash appends the same elements twice.
 --
--- The call takes a new sequence of the view (as acquire-run.lua does for a run) and indexes every
+-- The call takes a new sequence of the view (as take-seq.lua does for a run) and indexes every
 -- group it changed with it, so a rebuild that started earlier skips those groups instead of
 -- writing a snapshot that lacks the element, and its sweep leaves them alone.
 --
 -- KEYS[1] key index zset       {prefix}:view:{name}:keys
--- KEYS[2] view metadata hash   ('seq')
+-- KEYS[2] view metadata hash   ('seq'; on a Redis Cluster the slot's floor hash, unused: the
+--                              metadata is in another slot and the caller takes the sequence)
 -- KEYS[3] list heads hash      {prefix}:view:{name}:heads
 -- ARGV[1] ttl in seconds (0 = none)
 -- ARGV[2] the view's maxLength
+-- ARGV[3] the sequence to index with, taken by the caller (cluster), or '' to take one here
 -- then triples: group key, order key of the element, element
 -- Returns {appended, refused key, ...}.
-if redis.call('HEXISTS', KEYS[2], 'seq') == 0 then
-  local last = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if last[2] then redis.call('HSET', KEYS[2], 'seq', last[2]) end
+local seq = tonumber(ARGV[3])
+if not seq then
+  if redis.call('HEXISTS', KEYS[2], 'seq') == 0 then
+    local last = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+    if last[2] then redis.call('HSET', KEYS[2], 'seq', last[2]) end
+  end
+  seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 end
-local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 local ttl = tonumber(ARGV[1])
 local maxLength = tonumber(ARGV[2])
 local out = {0}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   local key = ARGV[i]
   local order = ARGV[i + 1]
   local element = ARGV[i + 2]

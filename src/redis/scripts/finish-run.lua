@@ -3,7 +3,8 @@
 -- identity the run covered and releases their locks.
 --
 -- KEYS[1] view metadata hash   {prefix}:view:{name}
--- KEYS[2] events stream        {prefix}:events
+-- KEYS[2] events stream        {prefix}:events (absent on a Redis Cluster, where the stream lives in
+--                              another slot: the event is then returned and the caller appends it)
 -- then per identity: its run lock, its coalescing window
 -- ARGV[1] lock token
 -- ARGV[2] coalescing window (ms, 0 = none)
@@ -15,7 +16,7 @@
 -- ARGV[8] view name
 -- ARGV[9] events stream max length (approximate)
 -- ARGV[10] run kind: 'full' | 'partial'
--- Returns the new version.
+-- Returns the new version, or {version, event} when KEYS[2] is absent.
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 redis.call('HSET', KEYS[1], 'refreshed_at', ARGV[4], 'duration_ms', ARGV[5], 'last_error', '',
   'last_run', ARGV[10])
@@ -28,6 +29,9 @@ end
 local event = '{"view":' .. cjson.encode(ARGV[8]) .. ',"keys":' .. ARGV[7] .. ',"version":' .. version ..
   ',"at":"' .. ARGV[4] .. '"}'
 redis.call('PUBLISH', ARGV[3], event)
+if not KEYS[2] then
+  return {version, event}
+end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[9], '*', 'event', event)
 for i = 3, #KEYS, 2 do
   if tonumber(ARGV[2]) > 0 then

@@ -1,9 +1,11 @@
-import { viewKeys } from '../../redis/keys.ts';
 import { createElementEncoder, elementProblem, groupParams, orderKeyOf } from './group-elements.ts';
 import { InFlight } from './in-flight.ts';
 import { type ShapeWriter, WRITER_DEFAULTS, type WriterContext, type WriteSummary } from './shape-writer.ts';
+import { eachLimited, viewSlots } from './view-slots.ts';
 
 const SWEEP_CHUNK = 1000;
+/** Slots swept at once on a cluster. */
+const SWEEP_LANES = 16;
 
 /** One group's rows as they stream: its key and elements in order (row-source orders and caps them). */
 interface Group {
@@ -24,11 +26,17 @@ interface Group {
  * A group a newer write had already touched is skipped (as write-rows.lua skips rows). For a list
  * that newer write may be an append on top of what the list held before, so the summary names the
  * skipped groups' params in `retry`: the engine refreshes them again with a newer snapshot.
+ *
+ * As in row-writer.ts, a batch goes out as one call per hash slot of its group keys, each with that
+ * slot's index, floor and heads (one call on one server).
  */
 export function createGroupWriter(ctx: WriterContext): ShapeWriter {
   const { view, scripts, seq, scope } = ctx;
-  const keys = viewKeys(ctx.prefix, view.name);
-  const scriptKeys = [keys.keyIndex, keys.meta, keys.heads];
+  const slots = viewSlots(ctx.redis, ctx.prefix, view.name);
+  const scriptKeys = (slot: number) => {
+    const keys = slots.keysOf(slot);
+    return [keys.keyIndex, keys.floor, keys.heads];
+  };
   const isList = view.shape === 'list';
   const elementOf = createElementEncoder(view);
   const batchItems = ctx.batchRows ?? WRITER_DEFAULTS.batchRows * 2;
@@ -42,18 +50,21 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
   const retry: Record<string, unknown>[] = [];
   const failures: string[] = [];
   let superseded = false;
-  let batch: (string | number)[] = [];
+  /** Per slot: key, head, n, element_1 .. element_n for each group. */
+  let batch = new Map<number, (string | number)[]>();
+  let pendingItems = 0;
   let batchParams = new Map<string, Record<string, unknown> | undefined>();
   let group: Group | undefined;
   let rows = 0;
 
   function send(): Promise<void> | undefined {
-    if (batch.length === 0) return undefined;
-    const args = [seq, view.ttl, view.shape, ...batch];
+    if (pendingItems === 0) return undefined;
+    const groups = batch;
     const params = batchParams;
-    batch = [];
+    batch = new Map();
+    pendingItems = 0;
     batchParams = new Map();
-    const call = scripts.run<(string | number)[]>('vkWriteGroups', scriptKeys, args).then((reply) => {
+    const onReply = (reply: (string | number)[]) => {
       if (reply[0] === -1) superseded = true;
       for (const key of reply.slice(1) as string[]) {
         if (partial) skipped.add(key);
@@ -62,8 +73,33 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
         if (isList && groupParams) retry.push(groupParams);
       }
       return reply;
-    });
-    return inFlight.track(call);
+    };
+    const sendAll = () =>
+      Promise.all(
+        [...groups].map(([slot, items]) =>
+          scripts
+            .run<(string | number)[]>('vkWriteGroups', scriptKeys(slot), [
+              seq,
+              view.ttl,
+              view.shape,
+              ...items,
+            ])
+            .then(onReply),
+        ),
+      ).then((replies) => replies.flat());
+    const registered = slots.register(groups.keys());
+    return inFlight.track(registered ? registered.then(sendAll) : sendAll());
+  }
+
+  function push(key: string, items: (string | number)[]): void {
+    const slot = slots.placement.slotOf(key);
+    let group = batch.get(slot);
+    if (!group) {
+      group = [];
+      batch.set(slot, group);
+    }
+    for (const item of items) group.push(item);
+    pendingItems += items.length;
   }
 
   /** Queues the finished group; sends the batch once it is big enough. */
@@ -78,11 +114,11 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
     batchParams.set(done.key, done.params);
     if (done.problem) {
       failures.push(done.problem);
-      batch.push(done.key, '', -1);
+      push(done.key, [done.key, '', -1]);
     } else {
-      batch.push(done.key, done.head, done.elements.length, ...done.elements);
+      push(done.key, [done.key, done.head, done.elements.length, ...done.elements]);
     }
-    return batch.length >= batchItems ? send() : undefined;
+    return pendingItems >= batchItems ? send() : undefined;
   }
 
   return {
@@ -116,14 +152,16 @@ export function createGroupWriter(ctx: WriterContext): ShapeWriter {
           if (paramsOf.has(key)) continue;
           paramsOf.set(key, params);
           batchParams.set(key, params);
-          batch.push(key, '', 0);
+          push(key, [key, '', 0]);
         }
       }
       await send();
       await inFlight.drain();
       if (scope.kind === 'full') {
         if (!superseded) {
-          while ((await scripts.run<number>('vkSweepGroups', scriptKeys, [seq, SWEEP_CHUNK])) > 0);
+          await eachLimited(await slots.all(), SWEEP_LANES, async (slot) => {
+            while ((await scripts.run<number>('vkSweepGroups', scriptKeys(slot), [seq, SWEEP_CHUNK])) > 0);
+          });
         }
         return { rows, changedKeys: null, superseded, failures, retry };
       }

@@ -1,4 +1,5 @@
 import { viewKeys } from '../../redis/keys.ts';
+import { placementOf } from '../../redis/placement.ts';
 import { InFlight } from './in-flight.ts';
 import type { Row, ShapeWriter, WriterContext, WriteSummary } from './shape-writer.ts';
 
@@ -8,12 +9,14 @@ const TEMP_TTL_SECONDS = 3600;
 /**
  * `json` views: the whole result as one JSON array at one key. Rows are serialised as they stream
  * and appended to a temporary key in 64 KB pieces (so a large result never sits whole in the
- * daemon's memory), then swapped in with RENAME.
+ * daemon's memory), then swapped in with RENAME. On a cluster the temporary key is placed in the live
+ * key's slot (placement.ts), so the RENAME stays one atomic same-slot command.
  */
 export function createJsonWriter(ctx: WriterContext): ShapeWriter {
   const { view, scripts, seq, redis } = ctx;
   const live = view.key.fill({});
-  const temp = viewKeys(ctx.prefix, view.name).temp(seq);
+  const placement = placementOf(redis);
+  const temp = placement.inSlot(viewKeys(ctx.prefix, view.name).temp(seq), placement.slotOf(live));
   const inFlight = new InFlight<unknown>(ctx.maxInFlight ?? 4);
   let buffer = '[';
   let rows = 0;

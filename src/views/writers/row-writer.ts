@@ -1,6 +1,5 @@
 import { ViewkeeperError } from '../../errors.ts';
 import { toRedisString } from '../../redis/codec.ts';
-import { viewKeys } from '../../redis/keys.ts';
 import { InFlight } from './in-flight.ts';
 import {
   type Row,
@@ -10,26 +9,38 @@ import {
   type WriterContext,
   type WriteSummary,
 } from './shape-writer.ts';
+import { eachLimited, viewSlots } from './view-slots.ts';
 
 const SWEEP_CHUNK = 1000;
+/** Slots swept at once on a cluster (each lane loops over one slot's chunks). */
+const SWEEP_LANES = 16;
 
 /**
  * `hash` and `value` views: one key per row. Rows go to Redis in batches through write-rows.lua
  * (each key replaced atomically, stale sequences skipped) while the query keeps streaming. A full
  * rebuild then sweeps the keys of rows that vanished; a partial refresh deletes the keys its params
  * name that the query no longer returns.
+ *
+ * Each batch goes out as one script call per hash slot of its keys (one call on one server), with
+ * that slot's key index and floor (view-slots.ts): every check a key's write depends on is in the
+ * key's own slot, so it stays atomic with the write on a cluster.
  */
 export function createRowWriter(ctx: WriterContext): ShapeWriter {
   const { view, scripts, seq, scope } = ctx;
-  const keys = viewKeys(ctx.prefix, view.name);
-  const scriptKeys = [keys.keyIndex, keys.meta];
+  const slots = viewSlots(ctx.redis, ctx.prefix, view.name);
+  const { placement } = slots;
+  const scriptKeys = (slot: number) => {
+    const keys = slots.keysOf(slot);
+    return [keys.keyIndex, keys.floor];
+  };
   const batchRows = ctx.batchRows ?? WRITER_DEFAULTS.batchRows;
   const inFlight = new InFlight<number>(ctx.maxInFlight ?? WRITER_DEFAULTS.maxInFlight);
   const changed: string[] = [];
   const trackChanges = scope.kind === 'partial';
   let header: (string | number)[] | undefined;
   let columns: string[] = [];
-  let batch: string[] = [];
+  /** Per slot: key, value_1 .. value_n for each row. */
+  let batch = new Map<number, string[]>();
   let batchCount = 0;
   let rows = 0;
 
@@ -65,10 +76,17 @@ export function createRowWriter(ctx: WriterContext): ShapeWriter {
 
   function flush(): Promise<void> | undefined {
     if (batchCount === 0) return undefined;
-    const args = [...header!, ...batch];
-    batch = [];
+    const groups = batch;
+    batch = new Map();
     batchCount = 0;
-    return inFlight.track(scripts.run<number>('vkWriteRows', scriptKeys, args));
+    const send = () =>
+      Promise.all(
+        [...groups].map(([slot, rowsOfSlot]) =>
+          scripts.run<number>('vkWriteRows', scriptKeys(slot), [...header!, ...rowsOfSlot]),
+        ),
+      ).then((counts) => (counts.includes(-1) ? -1 : counts.reduce((sum, count) => sum + count, 0)));
+    const registered = slots.register(groups.keys());
+    return inFlight.track(registered ? registered.then(send) : send());
   }
 
   return {
@@ -78,8 +96,14 @@ export function createRowWriter(ctx: WriterContext): ShapeWriter {
         header = [seq, view.ttl, view.shape, columns.length, ...columns];
       }
       const key = view.key.fill(row);
-      batch.push(key);
-      for (const column of columns) batch.push(toRedisString(row[column]));
+      const slot = placement.slotOf(key);
+      let group = batch.get(slot);
+      if (!group) {
+        group = [];
+        batch.set(slot, group);
+      }
+      group.push(key);
+      for (const column of columns) group.push(toRedisString(row[column]));
       if (trackChanges) changed.push(key);
       rows += 1;
       batchCount += 1;
@@ -92,7 +116,10 @@ export function createRowWriter(ctx: WriterContext): ShapeWriter {
       const superseded = results.includes(-1);
       if (scope.kind === 'full') {
         if (!superseded) {
-          while ((await scripts.run<number>('vkSweepRows', scriptKeys, [seq, SWEEP_CHUNK, fieldList()])) > 0);
+          await eachLimited(await slots.all(), SWEEP_LANES, async (slot) => {
+            const args = [seq, SWEEP_CHUNK, fieldList()];
+            while ((await scripts.run<number>('vkSweepRows', scriptKeys(slot), args)) > 0);
+          });
         }
         return { rows, changedKeys: null, superseded, fields: fieldList() };
       }
@@ -104,9 +131,16 @@ export function createRowWriter(ctx: WriterContext): ShapeWriter {
         .map((params) => view.key.fill(params))
         .filter((key) => !written.has(key));
       if (gone.length > 0) {
-        const deleted = await scripts.run<string[] | -1>('vkDeleteRows', scriptKeys, [seq, ...new Set(gone)]);
-        if (deleted === -1) return { rows, changedKeys: [], superseded: true, written };
-        changed.push(...deleted); // all of them, unless a newer run wrote some meanwhile
+        const groups = placement.group(new Set(gone), (key) => key);
+        await slots.register(groups.keys());
+        const replies = await Promise.all(
+          [...groups].map(([slot, keys]) =>
+            scripts.run<string[] | -1>('vkDeleteRows', scriptKeys(slot), [seq, ...keys]),
+          ),
+        );
+        if (replies.includes(-1)) return { rows, changedKeys: [], superseded: true, written };
+        // all of them, unless a newer run wrote some meanwhile
+        for (const deleted of replies) changed.push(...(deleted as string[]));
       }
       return { rows, changedKeys: superseded ? [] : changed, superseded, written };
     },

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../../redis/connections.ts';
 import type { Scripts } from '../../redis/scripts.ts';
 import type { ViewDefinition } from '../define-view.ts';
 
@@ -12,7 +12,7 @@ export type RunScope =
   | { kind: 'chunk' };
 
 export interface WriterContext {
-  redis: Redis;
+  redis: RedisConnection;
   scripts: Scripts;
   prefix: string;
   view: ViewDefinition;

@@ -1,5 +1,4 @@
 import { ViewkeeperError } from '../../errors.ts';
-import { viewKeys } from '../../redis/keys.ts';
 import { InFlight } from './in-flight.ts';
 import {
   type Row,
@@ -8,6 +7,7 @@ import {
   type WriterContext,
   type WriteSummary,
 } from './shape-writer.ts';
+import { viewSlots } from './view-slots.ts';
 
 // A crashed rebuild leaves its temporary key behind; this expiry collects it.
 const TEMP_TTL_SECONDS = 3600;
@@ -22,12 +22,20 @@ function throwFirstError(results: [Error | null, unknown][] | null): void {
  * `zset` views. A full rebuild fills a temporary key with variadic ZADDs while the query streams and
  * swaps it in with swap-members.lua (RENAME), carrying over members that newer partial refreshes
  * changed meanwhile. A partial refresh changes members in place through write-members.lua.
+ *
+ * The temporary key, the member index and the floor are all placed in the live key's slot (on a
+ * cluster; on one server they keep their plain names), so both scripts touch one slot and the
+ * RENAME is a same-slot rename: the swap is as atomic as on one server.
  */
 export function createZsetWriter(ctx: WriterContext): ShapeWriter {
   const { view, scripts, seq, scope, redis } = ctx;
-  const keys = viewKeys(ctx.prefix, view.name);
   const live = view.key.fill({});
+  const slots = viewSlots(redis, ctx.prefix, view.name);
+  const slot = slots.placement.slotOf(live);
+  const keys = slots.keysOf(slot);
   const temp = keys.temp(seq);
+  const registered = slots.register([slot]);
+  registered?.catch(() => undefined); // awaited later; a failure then fails the run
   const member = view.member!;
   const scoreColumn = view.score!;
   const batchRows = ctx.batchRows ?? WRITER_DEFAULTS.batchRows * 2;
@@ -43,9 +51,9 @@ export function createZsetWriter(ctx: WriterContext): ShapeWriter {
     const args = batch;
     batch = [];
     if (scope.kind === 'partial') {
-      return inFlight.track(
-        scripts.run('vkWriteMembers', [live, keys.memberIndex, keys.meta], [seq, view.ttl, ...args]),
-      );
+      const write = () =>
+        scripts.run('vkWriteMembers', [live, keys.memberIndex, keys.floor], [seq, view.ttl, ...args]);
+      return inFlight.track(registered ? registered.then(write) : write());
     }
     if (firstFlush) {
       firstFlush = false;
@@ -98,7 +106,8 @@ export function createZsetWriter(ctx: WriterContext): ShapeWriter {
         const changed = results.some((count) => typeof count === 'number' && count > 0);
         return { rows, changedKeys: changed ? [live] : [], superseded, written: seen };
       }
-      await scripts.run('vkSwapMembers', [temp, live, keys.memberIndex, keys.meta], [seq, view.ttl]);
+      await registered;
+      await scripts.run('vkSwapMembers', [temp, live, keys.memberIndex, keys.floor], [seq, view.ttl]);
       return { rows, changedKeys: null, superseded: false };
     },
 
