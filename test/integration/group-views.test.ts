@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { type Kysely, sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from '../../src/client/create-client.ts';
 import { QUEUES, type WriteBehindJobData } from '../../src/contract.ts';
 import { silentLogger } from '../../src/logging/create-logger.ts';
@@ -474,8 +474,7 @@ function batch2(users: number[]) {
   return users.map((user) => ({ user, id: 800_000 + user, kind: 'fine' }));
 }
 
-// The client on a cluster is tested by the client's own suites.
-describe.skipIf(inject('testClusterUrl') !== undefined)('client reads', () => {
+describe('client reads', () => {
   it('list, set and isMember read what the daemon wrote, from the L1 until the group changes', async () => {
     await full(recentVotes);
     await full(votersToday);

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { createJobsDir, type DaemonProcess, REPO_JOBS, SRC_INDEX, startDaemon } from '../helpers/daemon.ts';
 
@@ -201,48 +201,44 @@ export default {
     await expectUserStatsEqualsQuery();
   });
 
-  // Enqueues through the client, whose cluster support is tested by the client's own suites.
-  it.skipIf(inject('testClusterUrl') !== undefined)(
-    'a request that arrives while the rebuild waits on its chunks causes one more rebuild',
-    async () => {
-      const { createClient } = await import('../../src/index.ts');
-      const jobs = createJobsDir({ 'user-stats.ts': chunkedUserStats(250) });
-      dirs.push(jobs);
-      const [daemon] = launch(1, jobs.dir);
-      await daemon!.waitFor(/daemon started/);
-      const client = createClient({ redisUrl: ctx.redisUrl, prefix: ctx.prefix });
-      try {
-        const fullRuns = async () => (await runsOf('user_stats')).length;
-        const before = await fullRuns();
-        const { rows: last } = await sql<{ seq: string | null }>`
+  it('a request that arrives while the rebuild waits on its chunks causes one more rebuild', async () => {
+    const { createClient } = await import('../../src/index.ts');
+    const jobs = createJobsDir({ 'user-stats.ts': chunkedUserStats(250) });
+    dirs.push(jobs);
+    const [daemon] = launch(1, jobs.dir);
+    await daemon!.waitFor(/daemon started/);
+    const client = createClient({ redisUrl: ctx.redisUrl, prefix: ctx.prefix });
+    try {
+      const fullRuns = async () => (await runsOf('user_stats')).length;
+      const before = await fullRuns();
+      const { rows: last } = await sql<{ seq: string | null }>`
         select max(seq) as seq from viewkeeper.refresh_runs where view = 'user_stats'`.execute(ctx.db.db);
-        const previousSeq = last[0]!.seq ?? '0';
-        await client.refresh('user_stats');
-        // Wait for the first chunk of this rebuild, then change data it already read and ask again.
-        const chunksDone = async () => {
-          const { rows } = await sql<{ done: number }>`
+      const previousSeq = last[0]!.seq ?? '0';
+      await client.refresh('user_stats');
+      // Wait for the first chunk of this rebuild, then change data it already read and ask again.
+      const chunksDone = async () => {
+        const { rows } = await sql<{ done: number }>`
           select count(*)::int as done from viewkeeper.refresh_runs
           where view = 'user_stats' and kind = 'chunk' and status = 'done'
             and seq = (select max(seq) from viewkeeper.refresh_runs where view = 'user_stats' and kind = 'chunk')
             and seq > ${previousSeq}`.execute(ctx.db.db);
-          return rows[0]!.done;
-        };
-        while ((await chunksDone()) === 0) await sleep(20);
-        await sql`update posts set upvotes = upvotes + 11 where user_id <= 100`.execute(ctx.db.db);
-        await client.refresh('user_stats');
-        // Not vacuous: the rebuild was still waiting on chunks when the second request arrived.
-        expect(await chunksDone()).toBeLessThan(10);
+        return rows[0]!.done;
+      };
+      while ((await chunksDone()) === 0) await sleep(20);
+      await sql`update posts set upvotes = upvotes + 11 where user_id <= 100`.execute(ctx.db.db);
+      await client.refresh('user_stats');
+      // Not vacuous: the rebuild was still waiting on chunks when the second request arrived.
+      expect(await chunksDone()).toBeLessThan(10);
 
-        const deadline = Date.now() + 60_000;
-        while ((await fullRuns()) < before + 2 && Date.now() < deadline) await sleep(100);
-        expect(await fullRuns()).toBe(before + 2);
-        await expectUserStatsEqualsQuery();
-      } finally {
-        await client.close();
-        await daemon!.stop();
-      }
-    },
-  );
+      const deadline = Date.now() + 60_000;
+      while ((await fullRuns()) < before + 2 && Date.now() < deadline) await sleep(100);
+      expect(await fullRuns()).toBe(before + 2);
+      await expectUserStatsEqualsQuery();
+    } finally {
+      await client.close();
+      await daemon!.stop();
+    }
+  });
 
   it('a rebuild whose daemon is killed with SIGKILL mid-chunk still completes and equals the query', async () => {
     const { runCli } = await import('../helpers/cli.ts');
