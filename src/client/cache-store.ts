@@ -1,7 +1,7 @@
 import type { clientKeys } from '../redis/keys.ts';
+import { groupBySlot, inSlot, slotOf } from '../redis/slot.ts';
 import type { ClientRedis } from './connection.ts';
 import type { ClientScripts } from './scripts.ts';
-import { groupBySlot, inSlot, slotOf } from './slot.ts';
 
 // The Redis side of cached(): one method per atomic step, on one server or on a Redis Cluster.
 //

@@ -1,7 +1,7 @@
 import { ViewkeeperError } from '../errors.ts';
+import { hasHashTag } from '../redis/slot.ts';
 import { isClusterUrl, parseRedisTarget } from '../redis/target.ts';
 import type { SinkDefinition } from '../sinks/define-sink.ts';
-import { hasHashTag } from './slot.ts';
 import type { NamedViewDescriptor, ViewMap } from './view-descriptors.ts';
 import type { WriterOptions } from './write.ts';
 

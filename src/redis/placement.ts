@@ -1,5 +1,5 @@
-import calculateSlot from 'cluster-key-slot';
 import { isCluster, type RedisConnection } from './connections.ts';
+import { slotOf as calculateSlot } from './slot.ts';
 
 // Where keys live. On one server everything is one slot group (slot 0) and every key keeps its
 // plain name: the code path is the same as on a cluster, with one group. On a Redis Cluster a Lua

@@ -1,4 +1,4 @@
-import calculateSlot from 'cluster-key-slot';
+import { slotOf as calculateSlot } from '../redis/slot.ts';
 import type { KeyTemplate } from './key-template.ts';
 
 /**

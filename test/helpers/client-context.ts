@@ -1,15 +1,20 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { closeRedis, connectRedis, createRedis } from '../../src/redis/connections.ts';
-import { testRedisUrl, withDatabase } from './env.ts';
+import {
+  closeRedis,
+  connectRedis,
+  createRedisConnection,
+  type RedisConnection,
+} from '../../src/redis/connections.ts';
+import { flush } from './context.ts';
+import { testClusterUrl, testRedisUrl, withDatabase } from './env.ts';
 import { leaseRedisDatabase } from './redis-lease.ts';
 
 export interface ClientRedisContext {
-  /** This file's own Redis database, leased like context.ts does. */
+  /** This file's own Redis database, leased like context.ts does; in the `cluster` project the whole private cluster. */
   redisUrl: string;
   /** A prefix unique to this file: pub/sub is not per database. */
   prefix: string;
-  redis: Redis;
+  redis: RedisConnection;
   /** Flushes the database, closes the connection and releases the lease. */
   cleanup(): Promise<void>;
 }
@@ -20,18 +25,21 @@ export interface ClientRedisContext {
  */
 export async function createClientRedisContext(): Promise<ClientRedisContext> {
   const id = randomBytes(4).toString('hex');
-  const { db, release } = await leaseRedisDatabase(id);
-  const redisUrl = withDatabase(testRedisUrl(), String(db));
-  const prefix = `vkc_${id}`;
-  const redis = createRedis(redisUrl, { role: 'views', name: `${prefix}:test` });
+  // In the `cluster` project each file has the whole private cluster (one file at a time, see
+  // context.ts), and queues on a cluster need a hash-tagged prefix.
+  const clusterUrl = testClusterUrl();
+  const { db, release } = clusterUrl ? { db: 0, release: async () => {} } : await leaseRedisDatabase(id);
+  const redisUrl = clusterUrl ?? withDatabase(testRedisUrl(), String(db));
+  const prefix = clusterUrl ? `{vkc_${id}}` : `vkc_${id}`;
+  const redis = createRedisConnection(redisUrl, { role: 'views', name: `${prefix}:test` });
   await connectRedis(redis, redisUrl, 'REDIS_URL');
-  await redis.flushdb();
+  await flush(redis);
   return {
     redisUrl,
     prefix,
     redis,
     async cleanup() {
-      await redis.flushdb().catch(() => {});
+      await flush(redis).catch(() => {});
       await closeRedis(redis);
       await release();
     },

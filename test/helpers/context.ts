@@ -111,7 +111,7 @@ export async function createTestContext(): Promise<TestContext> {
 }
 
 /** Empties this file's Redis: its database, or every master of the private cluster. */
-async function flush(redis: RedisConnection): Promise<void> {
+export async function flush(redis: RedisConnection): Promise<void> {
   if (!isCluster(redis)) {
     await redis.flushdb();
     return;

@@ -227,7 +227,7 @@ describe('viewkeeper check on the demo jobs', () => {
     ]);
     expect(lines.filter((line) => line.startsWith('sink '))).toEqual([
       'sink users: upsert table users does not exist',
-      'sink votes: apply on a test op failed: relation "posts" does not exist',
+      'sink votes: upsert table votes does not exist',
       'sink votes: refresh.user_stats on a test op failed: relation "posts" does not exist',
     ]);
   });

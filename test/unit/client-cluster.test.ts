@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { resolveClientOptions } from '../../src/client/options.ts';
-import { groupBySlot, hasHashTag, inSlot, slotOf, tagForSlot } from '../../src/client/slot.ts';
 import { isViewkeeperError } from '../../src/errors.ts';
+import { groupBySlot, hasHashTag, inSlot, slotOf, tagForSlot } from '../../src/redis/slot.ts';
 
 describe('cluster key slots', () => {
   it('match Redis: CRC16 of the key, or of its first non-empty hash tag', () => {

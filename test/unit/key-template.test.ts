@@ -1,6 +1,6 @@
-import calculateSlot from 'cluster-key-slot';
 import { describe, expect, it } from 'vitest';
 import { placeInSlot, slotTag } from '../../src/redis/placement.ts';
+import { slotOf as calculateSlot } from '../../src/redis/slot.ts';
 import { defineView } from '../../src/views/define-view.ts';
 import { parseKeyTemplate } from '../../src/views/key-template.ts';
 
