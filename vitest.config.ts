@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 // Three projects: `unit` never touches the network; `integration` runs against the real Postgres and
 // Redis named by DATABASE_URL / REDIS_URL (defaults: 127.0.0.1), each test file in its own database
 // cloned from a template migrated once per run, and its own Redis database number and key prefix;
-// `cluster` runs the refresh-engine, write-behind and scheduler suites again against a private
+// `cluster` runs the refresh-engine, write-behind, scheduler and client suites again against a private
 // 3-master Redis Cluster (views and queues both on it, hash-tagged prefix), plus the cluster-only tests.
 const CLUSTER_SUITES = [
   'test/integration/refresh-views.test.ts',
@@ -14,6 +14,10 @@ const CLUSTER_SUITES = [
   'test/integration/write-behind.test.ts',
   'test/integration/write-behind-fault.test.ts',
   'test/integration/scheduler.test.ts',
+  'test/integration/client-views.test.ts',
+  'test/integration/client-cached.test.ts',
+  'test/integration/client-l1.test.ts',
+  'test/integration/client-early-refresh.test.ts',
   'test/cluster/**/*.test.ts',
 ];
 

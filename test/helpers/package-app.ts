@@ -20,6 +20,30 @@ export interface RunResult {
 }
 
 /** Runs a command to completion (never throws on a non-zero exit); killed after `timeoutMs`. */
+/**
+ * What npm needs from the environment to reach its registry on this machine: a proxy and the CA
+ * that signs it (NODE_EXTRA_CA_CERTS). Without them an install that the cache cannot serve fails
+ * with SELF_SIGNED_CERT_IN_CHAIN; nothing else of the test's environment leaks into the app.
+ */
+function networkEnv(): Record<string, string> {
+  const names = [
+    'NODE_EXTRA_CA_CERTS',
+    'SSL_CERT_FILE',
+    'SSL_CERT_DIR',
+    'HTTPS_PROXY',
+    'HTTP_PROXY',
+    'NO_PROXY',
+  ];
+  const env: Record<string, string> = {};
+  for (const name of names) {
+    for (const variant of [name, name.toLowerCase()]) {
+      const value = process.env[variant];
+      if (value !== undefined) env[variant] = value;
+    }
+  }
+  return env;
+}
+
 export function run(
   command: string,
   args: string[],
@@ -31,7 +55,7 @@ export function run(
       args,
       {
         cwd: options.cwd,
-        env: { PATH: pathWith(), HOME: process.env.HOME ?? '/tmp', ...options.env },
+        env: { PATH: pathWith(), HOME: process.env.HOME ?? '/tmp', ...networkEnv(), ...options.env },
         timeout: options.timeoutMs ?? 120_000,
         maxBuffer: 64 * 1024 * 1024,
       },

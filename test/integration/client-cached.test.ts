@@ -1,7 +1,7 @@
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type ViewkeeperClient } from '../../src/index.ts';
 import { CODEC_MARKER, decodeEnvelope } from '../../src/redis/cache-codec.ts';
+import { createRedisConnection } from '../../src/redis/connections.ts';
 import { clientKeys } from '../../src/redis/keys.ts';
 import {
   type ClientRedisContext,
@@ -203,7 +203,10 @@ describe('metrics', () => {
 });
 
 async function listen() {
-  const subscriber = new Redis(ctx.redisUrl);
+  const subscriber = createRedisConnection(ctx.redisUrl, {
+    role: 'subscriber',
+    name: `${ctx.prefix}:listen`,
+  });
   const messages: Record<string, unknown>[] = [];
   subscriber.on('message', (_channel, text: string) => messages.push(JSON.parse(text)));
   await subscriber.subscribe(`${ctx.prefix}:events`);

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientOptions } from '../../src/client/options.ts';
 import { createClient, type ViewkeeperClient } from '../../src/index.ts';
+import { isCluster } from '../../src/redis/connections.ts';
 import type { ViewDefinition } from '../../src/views/define-view.ts';
 import type { RefreshEngine } from '../../src/views/refresh-engine.ts';
 import { eventually, sleep } from '../helpers/client-context.ts';
@@ -128,13 +129,17 @@ describe('L1 coherence across processes', () => {
     expect(await eventually(() => client.health().subscribed)).toBe(true);
     const old = (await client.hash('user_stats', { user_id: userId }))!.total_upvotes;
     expect(client.health().l1!.entries).toBeGreaterThan(0);
-    const list = await ctx.redis.client('LIST');
-    const line = String(list)
-      .split('\n')
-      .find((entry) => entry.includes(`name=${ctx.prefix}:client-events:l1-test`));
-    const id = /\bid=(\d+)/.exec(line ?? '')?.[1];
-    expect(id).toBeDefined();
-    await ctx.redis.client('KILL', 'ID', id!);
+    // The subscriber's connection, on whichever node it is (every node on a cluster).
+    const nodes = isCluster(ctx.redis) ? ctx.redis.nodes('all') : [ctx.redis];
+    let killed = 0;
+    for (const node of nodes) {
+      const line = String(await node.client('LIST'))
+        .split('\n')
+        .find((entry) => entry.includes(`name=${ctx.prefix}:client-events:l1-test`));
+      const id = /\bid=(\d+)/.exec(line ?? '')?.[1];
+      if (id) killed += Number(await node.client('KILL', 'ID', id));
+    }
+    expect(killed).toBe(1);
     // A change without an event, as if its message was lost while the subscriber was away.
     await ctx.redis.hset(`user_stats:${userId}`, 'total_upvotes', 'changed-unannounced');
     expect(await eventually(() => client.health().l1!.entries === 0)).toBe(true);

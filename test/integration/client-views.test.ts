@@ -131,7 +131,9 @@ describe('with a daemon running', () => {
     try {
       await daemon.waitFor(/daemon started/);
       const expected = await ctx.redis.hgetall(`user_stats:${userId}`);
-      await ctx.redis.del(`user_stats:${userId}`, `user:${userId}`, 'trending_posts');
+      // One DEL per key: on a cluster the three live in different slots.
+      for (const key of [`user_stats:${userId}`, `user:${userId}`, 'trending_posts'])
+        await ctx.redis.del(key);
       const reads = await Promise.all([
         ...Array.from({ length: 10 }, () =>
           client.hash('user_stats', { user_id: userId }, { onMiss: 'refresh', timeoutMs: 15_000 }),
