@@ -10,9 +10,10 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { refreshBacklogKey } from '../src/sinks/refresh-backlog.ts';
+import { random } from '../test/helpers/random.ts';
 import { log } from './lib/bench-env.ts';
 import { sleep } from './lib/stats.ts';
-import { random, voteOps } from './lib/vote-ops.ts';
+import { voteOps } from './lib/vote-ops.ts';
 import {
   prepareWriteBehindEnv,
   until,

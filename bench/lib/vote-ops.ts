@@ -1,19 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Writer } from '../../src/client/write.ts';
+import { random } from '../../test/helpers/random.ts';
 
 // Ops the write-behind benches send: deterministic, so every run and both sides of a comparison get
 // the same kind of work.
-
-/** A deterministic pseudo-random generator (mulberry32). */
-export function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export type Workload = 'uniform' | 'skewed';
 

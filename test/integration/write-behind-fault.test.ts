@@ -15,6 +15,7 @@ import { refreshBacklogKey } from '../../src/sinks/refresh-backlog.ts';
 import { loadRegistry } from '../../src/views/registry.ts';
 import { createTestContext, type TestContext } from '../helpers/context.ts';
 import { type DaemonProcess, REPO_JOBS, startDaemon } from '../helpers/daemon.ts';
+import { random } from '../helpers/random.ts';
 import {
   actualContent,
   createEngine,
@@ -72,17 +73,6 @@ async function until(what: string, check: () => Promise<boolean>, timeoutMs: num
     if (Date.now() > deadline) throw new Error(`${what} not reached within ${timeoutMs} ms`);
     await sleep(100);
   }
-}
-
-/** A deterministic pseudo-random generator (mulberry32), so a failure can be replayed. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('write-behind under kill -9', () => {
