@@ -143,18 +143,21 @@ describe('a Redis Cluster master fails over mid-stream', () => {
     expect(killed).toBe(true);
     expect(opIds).toHaveLength(OPS);
 
+    // What is left, kept for the failure message: a stall seen once in CI said only "timed out".
+    let left = '';
     await until(
       async () => {
         const writes = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
         const refreshes = await refreshQueue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
         const owed = await queueRedis.zcard(refreshBacklogKey(ctx.prefix));
+        left = JSON.stringify({ writes, refreshes, owed });
         return [...Object.values(writes), ...Object.values(refreshes), owed].every((n) => n === 0);
       },
       'queues drained',
       {
         timeoutMs: 90_000,
         everyMs: 200,
-        detail: () => `daemon output (end): ${daemon!.output().slice(-3000)}`,
+        detail: () => `left ${left}; daemon output (end): ${daemon!.output().slice(-3000)}`,
       },
     );
     expect(daemon.child.exitCode, daemon.output().slice(-2000)).toBeNull(); // still up
