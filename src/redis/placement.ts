@@ -1,5 +1,5 @@
 import { isCluster, type RedisConnection } from './connections.ts';
-import { slotOf as calculateSlot } from './slot.ts';
+import { slotOf as calculateSlot, tagForSlot } from './slot.ts';
 
 // Where keys live. On one server everything is one slot group (slot 0) and every key keeps its
 // plain name: the code path is the same as on a cluster, with one group. On a Redis Cluster a Lua
@@ -17,9 +17,6 @@ import { slotOf as calculateSlot } from './slot.ts';
 // (it is then swept, or skipped, in that slot as on one server), and readers of two keys in two
 // slots may see one before and one after a rebuild — as they could on one server between batches.
 
-/** Slots in a Redis Cluster. */
-export const SLOT_COUNT = 16384;
-
 export interface Placement {
   readonly cluster: boolean;
   /** The hash slot of `key` (0 on one server). */
@@ -30,28 +27,8 @@ export interface Placement {
   group<T>(items: Iterable<T>, key: (item: T) => string): Map<number, T[]>;
 }
 
-let tags: string[] | undefined;
-
-/**
- * The shortest tag (base 36 counter) of every slot: `{tag}` in a key puts it in that slot. Built
- * once, on first use (about 170 000 CRC16s, a few milliseconds).
- */
-export function slotTag(slot: number): string {
-  if (!tags) {
-    const found: string[] = new Array(SLOT_COUNT);
-    let missing = SLOT_COUNT;
-    for (let i = 0; missing > 0; i++) {
-      const tag = i.toString(36);
-      const slotOfTag = calculateSlot(tag);
-      if (found[slotOfTag] === undefined) {
-        found[slotOfTag] = tag;
-        missing -= 1;
-      }
-    }
-    tags = found;
-  }
-  return tags[slot]!;
-}
+/** The shortest hash tag content of `slot`: one table for client and daemon (slot.ts). */
+export const slotTag = tagForSlot;
 
 /**
  * `base` placed in `slot`: `base` itself when it is there already (a hash-tagged prefix puts all of
